@@ -1,0 +1,248 @@
+//! The scrypt container (Tarsnap `scrypt enc` file format, version 0; FORMAT.md §5).
+//!
+//! ```text
+//! 0   6  "scrypt"          48 16 SHA-256(0..48)[..16]     96  X  AES-256-CTR ciphertext
+//! 6   1  version 0         64 32 HMAC(key_hmac, 0..64)    96+X 32 HMAC(key_hmac, 0..96+X)
+//! 7   1  logN   8 4 r   12 4 p   16 32 salt
+//! ```
+//! Every check happens before any plaintext leaves this module: parameters are
+//! checked against the memory cap before the KDF allocates, the header MAC tells a
+//! wrong passphrase, and the whole-file MAC is verified before decryption starts.
+
+use crate::error::{Error, Result};
+use aes::cipher::{KeyIvInit, StreamCipher};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+
+pub const HEADER_LEN: usize = 96;
+pub const MAC_LEN: usize = 32;
+/// Size of an encrypted empty file: header + final MAC.
+pub const OVERHEAD: usize = HEADER_LEN + MAC_LEN;
+const MAGIC: &[u8; 6] = b"scrypt";
+
+/// Resource limits for the KDF, checked before anything is allocated.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most memory one KDF may use (128·r·N bytes).
+    pub max_kdf_memory: u64,
+    /// Most scrypt work one KDF may ask for, in units of N·r·p (a guard against absurd p).
+    pub max_kdf_work: u64,
+}
+
+impl Default for Limits {
+    /// 4 GiB natively: N=2^21, r=8 (2 GiB) is what `scrypt enc` picks on a 16 GiB+ dom0.
+    fn default() -> Limits {
+        Limits { max_kdf_memory: 4 << 30, max_kdf_work: 1 << 30 }
+    }
+}
+
+/// The parsed 96-byte header of one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub log_n: u8,
+    pub r: u32,
+    pub p: u32,
+    pub salt: [u8; 32],
+    raw: [u8; HEADER_LEN],
+}
+
+impl Header {
+    /// Bytes the KDF will allocate: 128·r·N.
+    pub fn kdf_memory(&self) -> u64 {
+        128u64.saturating_mul(self.r as u64).saturating_mul(1u64 << self.log_n.min(63))
+    }
+
+    /// Parses and checks the header; `member` names the container in errors.
+    pub fn parse(member: &str, bytes: &[u8]) -> Result<Header> {
+        if bytes.len() < 7 || &bytes[..6] != MAGIC {
+            return Err(Error::tampered(member, "scrypt magic"));
+        }
+        if bytes[6] != 0 {
+            return Err(Error::unsupported(format!("{member}: scrypt container version {}", bytes[6])));
+        }
+        if bytes.len() < OVERHEAD {
+            return Err(Error::truncated(member, format!("{} bytes, an encrypted file has at least {OVERHEAD}", bytes.len())));
+        }
+        let sum = Sha256::digest(&bytes[..48]);
+        if sum[..16] != bytes[48..64] {
+            return Err(Error::tampered(member, "scrypt header checksum"));
+        }
+        let mut raw = [0u8; HEADER_LEN];
+        raw.copy_from_slice(&bytes[..HEADER_LEN]);
+        let mut salt = [0u8; 32];
+        salt.copy_from_slice(&bytes[16..48]);
+        let header = Header {
+            log_n: bytes[7],
+            r: u32::from_be_bytes(bytes[8..12].try_into().unwrap()),
+            p: u32::from_be_bytes(bytes[12..16].try_into().unwrap()),
+            salt,
+            raw,
+        };
+        Ok(header)
+    }
+
+    /// Refuses parameters `scrypt dec` would refuse, and any beyond `limits`.
+    pub fn check(&self, member: &str, limits: &Limits) -> Result<()> {
+        let unsafe_params = || Error::UnsafeParams {
+            member: member.to_string(),
+            log_n: self.log_n,
+            r: self.r,
+            p: self.p,
+            memory: self.kdf_memory(),
+            cap: limits.max_kdf_memory,
+        };
+        // scrypt's own checkparams(): 1 <= logN <= 63, r != 0, p != 0, r·p < 2^30.
+        if self.log_n == 0 || self.log_n > 63 || self.r == 0 || self.p == 0 || (self.r as u64) * (self.p as u64) >= 1 << 30 {
+            return Err(unsafe_params());
+        }
+        let work = (1u64 << self.log_n).saturating_mul(self.r as u64).saturating_mul(self.p as u64);
+        if self.kdf_memory() > limits.max_kdf_memory || work > limits.max_kdf_work.saturating_mul(8) {
+            return Err(unsafe_params());
+        }
+        Ok(())
+    }
+}
+
+/// The two keys derived from a passphrase and a header.
+#[derive(Clone)]
+pub struct Keys {
+    pub enc: [u8; 32],
+    pub hmac: [u8; 32],
+}
+
+/// Runs the KDF after checking the parameters, and verifies the header MAC:
+/// a mismatch is `WrongPassphrase` (or a passphrase bound to another path/backup).
+pub fn derive_keys(member: &str, passphrase: &[u8], header: &Header, limits: &Limits) -> Result<Keys> {
+    header.check(member, limits)?;
+    let params = scrypt::Params::new(header.log_n, header.r, header.p)
+        .map_err(|_| Error::UnsafeParams {
+            member: member.to_string(),
+            log_n: header.log_n,
+            r: header.r,
+            p: header.p,
+            memory: header.kdf_memory(),
+            cap: limits.max_kdf_memory,
+        })?;
+    let mut dk = [0u8; 64];
+    scrypt::scrypt(passphrase, &header.salt, &params, &mut dk)
+        .map_err(|_| Error::unsupported(format!("{member}: scrypt output length")))?;
+    let mut keys = Keys { enc: [0; 32], hmac: [0; 32] };
+    keys.enc.copy_from_slice(&dk[..32]);
+    keys.hmac.copy_from_slice(&dk[32..]);
+    let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
+    mac.update(&header.raw[..64]);
+    if mac.verify_slice(&header.raw[64..96]).is_err() {
+        return Err(Error::WrongPassphrase { member: member.to_string() });
+    }
+    Ok(keys)
+}
+
+/// Verifies the whole-file MAC of a container (`bytes` is the complete `.enc` member).
+pub fn verify(member: &str, keys: &Keys, bytes: &[u8]) -> Result<()> {
+    if bytes.len() < OVERHEAD {
+        return Err(Error::truncated(member, "shorter than an scrypt container"));
+    }
+    let (body, tag) = bytes.split_at(bytes.len() - MAC_LEN);
+    let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
+    mac.update(body);
+    mac.verify_slice(tag).map_err(|_| Error::tampered(member, "scrypt file MAC"))
+}
+
+/// AES-256-CTR from counter 0, in place.
+pub fn apply_keystream(keys: &Keys, data: &mut [u8]) {
+    let mut cipher = Aes256Ctr::new(&keys.enc.into(), &[0u8; 16].into());
+    cipher.apply_keystream(data);
+}
+
+/// Opens a complete container: header, KDF, header MAC, whole-file MAC, then decryption.
+/// Takes the buffer by value so the plaintext reuses it and no unverified plaintext exists.
+pub fn open(member: &str, passphrase: &[u8], mut bytes: Vec<u8>, limits: &Limits) -> Result<Vec<u8>> {
+    let header = Header::parse(member, &bytes)?;
+    let keys = derive_keys(member, passphrase, &header, limits)?;
+    verify(member, &keys, &bytes)?;
+    let end = bytes.len() - MAC_LEN;
+    bytes.truncate(end);
+    bytes.drain(..HEADER_LEN);
+    apply_keystream(&keys, &mut bytes);
+    Ok(bytes)
+}
+
+/// Encrypts like `scrypt enc` with the given parameters and salt (the backup writer's half).
+pub fn seal(passphrase: &[u8], plaintext: &[u8], log_n: u8, r: u32, p: u32, salt: [u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    out.extend_from_slice(MAGIC);
+    out.push(0);
+    out.push(log_n);
+    out.extend_from_slice(&r.to_be_bytes());
+    out.extend_from_slice(&p.to_be_bytes());
+    out.extend_from_slice(&salt);
+    let sum = Sha256::digest(&out[..48]);
+    out.extend_from_slice(&sum[..16]);
+    let params = scrypt::Params::new(log_n, r, p).expect("writer parameters are valid");
+    let mut dk = [0u8; 64];
+    scrypt::scrypt(passphrase, &salt, &params, &mut dk).expect("64-byte output");
+    let keys = Keys { enc: dk[..32].try_into().unwrap(), hmac: dk[32..].try_into().unwrap() };
+    let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
+    mac.update(&out[..64]);
+    out.extend_from_slice(&mac.finalize().into_bytes());
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    apply_keystream(&keys, &mut out[start..]);
+    let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
+    mac.update(&out);
+    out.extend_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SALT: [u8; 32] = [7; 32];
+
+    #[test]
+    fn seal_then_open_round_trips() {
+        let enc = seal(b"pw", b"hello world", 4, 8, 1, SALT);
+        assert_eq!(enc.len(), 11 + OVERHEAD);
+        assert_eq!(open("m", b"pw", enc, &Limits::default()).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn empty_plaintext_is_a_128_byte_container() {
+        let enc = seal(b"pw", b"", 4, 8, 1, SALT);
+        assert_eq!(enc.len(), 128);
+        assert_eq!(open("m", b"pw", enc, &Limits::default()).unwrap(), b"");
+    }
+
+    #[test]
+    fn wrong_passphrase_is_told_apart_from_tampering() {
+        let enc = seal(b"pw", b"data", 4, 8, 1, SALT);
+        assert!(matches!(open("m", b"other", enc.clone(), &Limits::default()), Err(Error::WrongPassphrase { .. })));
+        let mut bad = enc.clone();
+        bad[HEADER_LEN] ^= 1; // first ciphertext byte
+        assert!(matches!(open("m", b"pw", bad, &Limits::default()), Err(Error::Tampered { .. })));
+    }
+
+    #[test]
+    fn every_region_of_a_container_is_covered_by_a_check() {
+        let enc = seal(b"pw", b"some plaintext bytes", 4, 8, 1, SALT);
+        for i in 0..enc.len() {
+            let mut bad = enc.clone();
+            bad[i] ^= 0x80;
+            let r = open("m", b"pw", bad, &Limits::default());
+            assert!(r.is_err(), "flip at {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn absurd_parameters_are_refused_before_allocating() {
+        let mut enc = seal(b"pw", b"x", 4, 8, 1, SALT);
+        enc[7] = 40; // 128·8·2^40 bytes
+        let sum = Sha256::digest(&enc[..48]);
+        enc[48..64].copy_from_slice(&sum[..16]);
+        assert!(matches!(open("m", b"pw", enc, &Limits::default()), Err(Error::UnsafeParams { log_n: 40, .. })));
+    }
+}

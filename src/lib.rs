@@ -1,0 +1,14 @@
+//! qubes-rescue: restore Qubes OS backups (format 4) without Qubes.
+//!
+//! Layers, outermost first (one module each; data flows one way):
+//! `read_at` → `outer` (concatenated tars) → `header` (backup-header) → `container`
+//! (scrypt) → `chunks` (chunk sequences) → `decompress` → `inner_tar` → `sink`.
+//! `qubes_xml` lists the qubes; `restore` ties the layers together.
+
+pub mod container;
+pub mod decompress;
+pub mod error;
+pub mod inner_tar;
+pub mod read_at;
+
+pub use error::{Error, Result};

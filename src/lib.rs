@@ -8,7 +8,18 @@
 pub mod container;
 pub mod decompress;
 pub mod error;
+pub mod header;
 pub mod inner_tar;
+pub mod outer;
+pub mod qubes_xml;
 pub mod read_at;
+pub mod sink;
+pub mod restore;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod writer;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use error::{Error, Result};

@@ -1,1 +1,318 @@
-fn main() {}
+//! The `qubes-rescue` command: thin argument parsing, passphrase input, progress and
+//! exit codes around the library. Everything else is the core.
+
+use qubes_rescue::container::Limits;
+use qubes_rescue::error::Error;
+use qubes_rescue::restore::{self, Backup, FileKind, StoredFile, Target};
+use qubes_rescue::sink::{HomeTree, SparseFile};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: qubes-rescue list    BACKUP [--json]
+       qubes-rescue verify  BACKUP [QUBE...]
+       qubes-rescue extract BACKUP [QUBE...] -o DIR [--keep-partial]
+
+Restores Qubes OS backups (format 4, Qubes R4.0-R4.3) without Qubes.
+
+options:
+  --passphrase-file FILE  read the passphrase from the first line of FILE (- = stdin);
+                          else $QUBES_RESCUE_PASSPHRASE; else it is asked for
+  --max-kdf-memory MIB    refuse scrypt parameters needing more memory (default 4096)
+  --workers N             chunks decrypted in parallel (default: CPUs, within memory)
+  --keep-partial          keep a failed volume as <name>.partial instead of removing it
+  --json                  list as JSON
+
+exit codes: 0 ok, 1 I/O, 2 usage, 10 wrong-passphrase, 11 tampered, 12 truncated,
+            13 unsupported, 14 not-a-backup, 15 unsafe-params, 16 unsafe-path";
+
+struct Args {
+    command: String,
+    backup: PathBuf,
+    qubes: Vec<String>,
+    out: Option<PathBuf>,
+    json: bool,
+    keep_partial: bool,
+    passphrase_file: Option<String>,
+    max_kdf_memory: u64,
+    workers: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut positional = Vec::new();
+    let mut args = Args {
+        command: String::new(),
+        backup: PathBuf::new(),
+        qubes: Vec::new(),
+        out: None,
+        json: false,
+        keep_partial: false,
+        passphrase_file: None,
+        max_kdf_memory: Limits::default().max_kdf_memory,
+        workers: None,
+    };
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--version" => {
+                println!("qubes-rescue {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "-o" | "--output" => args.out = Some(PathBuf::from(value(&a)?)),
+            "--json" => args.json = true,
+            "--keep-partial" => args.keep_partial = true,
+            "--passphrase-file" => args.passphrase_file = Some(value(&a)?),
+            "--max-kdf-memory" => {
+                let mib: u64 = value(&a)?.parse().map_err(|_| "--max-kdf-memory takes MiB".to_string())?;
+                args.max_kdf_memory = mib << 20;
+            }
+            "--workers" => args.workers = Some(value(&a)?.parse().map_err(|_| "--workers takes a number".to_string())?),
+            s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
+            _ => positional.push(a),
+        }
+    }
+    let mut positional = positional.into_iter();
+    args.command = positional.next().ok_or("no command given")?;
+    args.backup = positional.next().map(PathBuf::from).ok_or("no BACKUP file given")?;
+    args.qubes = positional.collect();
+    match args.command.as_str() {
+        "list" if !args.qubes.is_empty() => Err("list takes no qube names".into()),
+        "list" | "verify" => Ok(args),
+        "extract" if args.out.is_none() => Err("extract needs -o DIR".into()),
+        "extract" => Ok(args),
+        other => Err(format!("unknown command {other}")),
+    }
+}
+
+fn read_passphrase(args: &Args) -> Result<Vec<u8>, Error> {
+    let text = if let Some(file) = &args.passphrase_file {
+        let mut raw = Vec::new();
+        let read = if file == "-" {
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)
+        } else {
+            std::fs::File::open(file).and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut raw))
+        };
+        read.map_err(|e| Error::Io(format!("reading the passphrase from {file}: {e}")))?;
+        raw
+    } else if let Some(p) = std::env::var_os("QUBES_RESCUE_PASSPHRASE") {
+        p.into_encoded_bytes()
+    } else {
+        rpassword::prompt_password("Backup passphrase: ")
+            .map_err(|e| Error::Io(format!("no passphrase: give --passphrase-file or set QUBES_RESCUE_PASSPHRASE ({e})")))?
+            .into_bytes()
+    };
+    // Like `scrypt` itself (which Qubes typed it into): the passphrase ends at the first CR or LF.
+    let end = text.iter().position(|&b| b == b'\n' || b == b'\r').unwrap_or(text.len());
+    Ok(text[..end].to_vec())
+}
+
+fn report(e: &Error) {
+    eprintln!("qubes-rescue: error[{}]: {e}", e.class());
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+fn list(backup: &Backup<std::fs::File>, json: bool) -> Result<(), Error> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(backup.qubes()).expect("plain data"));
+        return Ok(());
+    }
+    let h = backup.header();
+    println!("backup {} (format {}, {})", h.backup_id, h.version, backup.compression().name());
+    println!("{:<24} {:<13} {:<8} {:<20} {:>10}  VOLUMES", "QUBE", "CLASS", "LABEL", "TEMPLATE", "SIZE");
+    for q in backup.qubes() {
+        println!(
+            "{:<24} {:<13} {:<8} {:<20} {:>10}  {}",
+            q.name,
+            q.class,
+            q.label.as_deref().unwrap_or("-"),
+            q.template.as_deref().unwrap_or("-"),
+            human(q.size),
+            if q.class == "AdminVM" { "home".to_string() } else { q.volumes.join(" ") }
+        );
+    }
+    Ok(())
+}
+
+/// A file name from the backup used as an output name: one plain component.
+fn safe_component(name: &str) -> Result<&str, Error> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) || name.chars().any(|c| c.is_control()) {
+        return Err(Error::unsafe_path(name, "a stored file name must be one plain component"));
+    }
+    Ok(name)
+}
+
+struct Ctx<'a> {
+    backup: &'a Backup<std::fs::File>,
+    args: &'a Args,
+    memory_budget: u64,
+}
+
+impl Ctx<'_> {
+    /// Restores (or, without `out`, verifies) one stored file.
+    fn file(&self, qube: &str, file: &StoredFile, out: Option<&Path>) -> Result<String, Error> {
+        let workers = self.args.workers.unwrap_or_else(|| restore::worker_count(self.backup, file, self.memory_budget));
+        let label = format!("{qube}/{}", file.name);
+        let started = Instant::now();
+        let tty = std::io::stderr().is_terminal();
+        let mut progress = |p: &restore::Progress| {
+            if !tty {
+                return;
+            }
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = p.bytes_done as f64 / secs;
+            let eta = if rate > 0.0 { (p.bytes_total - p.bytes_done) as f64 / rate } else { 0.0 };
+            eprint!(
+                "\r\x1b[K{label}: {}/{} chunks, {:.1} MB/s, ETA {}:{:02}",
+                p.chunks_done,
+                p.chunks_total,
+                rate / 1e6,
+                eta as u64 / 60,
+                eta as u64 % 60
+            );
+            let _ = std::io::stderr().flush();
+        };
+        let result = match (out, file.kind) {
+            (None, _) => restore::restore_file(self.backup, file, Target::Verify, workers, &mut progress),
+            (Some(dir), FileKind::Home) => self.tree(file, &dir.join("home"), workers, &mut progress),
+            (Some(dir), _) => {
+                let path = dir.join(safe_component(&file.name)?);
+                let mut sink = SparseFile::create(&path)?;
+                match restore::restore_file(self.backup, file, Target::Volume(Box::new(&mut sink)), workers, &mut progress) {
+                    Ok(r) if r.tree => {
+                        // A small "file" that is a folder (R4.0's `apps.templates`): extract it as a tree.
+                        sink.abort(false);
+                        self.tree(file, dir, workers, &mut progress)
+                    }
+                    Ok(r) => sink.commit().map(|_| r),
+                    Err(e) => {
+                        sink.abort(self.args.keep_partial);
+                        Err(e)
+                    }
+                }
+            }
+        };
+        if tty {
+            eprint!("\r\x1b[K");
+        }
+        let r = result?;
+        let secs = started.elapsed().as_secs_f64();
+        Ok(match file.kind {
+            FileKind::Volume => format!("{label}: {} image, {} of data, {secs:.1} s", human(r.size), human(r.stored)),
+            FileKind::Home => format!("{qube}/home/{}: {} in files, {secs:.1} s", file.name, human(r.size)),
+            FileKind::Small => format!("{label}: {}", human(r.size)),
+        })
+    }
+
+    /// Extracts a tree (dom0's home, or a folder) under `root` with HomeTree, which never
+    /// writes outside `root`: `dom0-home/user/...` lands in `root/user/...`.
+    fn tree(&self, file: &StoredFile, root: &Path, workers: usize, progress: &mut dyn FnMut(&restore::Progress)) -> Result<restore::FileReport, Error> {
+        std::fs::create_dir_all(root).map_err(|e| Error::Io(format!("creating {}: {e}", root.display())))?;
+        let mut tree = HomeTree::new(root, &file.path);
+        let r = restore::restore_file(self.backup, file, Target::Tree(Box::new(&mut tree)), workers, progress)
+            .and_then(|r| tree.finish().map(|_| r));
+        if !tree.skipped.is_empty() {
+            eprintln!("qubes-rescue: {}: skipped {} special files (devices, fifos): {}", file.path, tree.skipped.len(), tree.skipped.join(", "));
+        }
+        r
+    }
+
+    /// Restores every file of one qube; returns the first failure after trying them all.
+    fn qube(&self, name: &str) -> Result<(), Error> {
+        let files = self.backup.files(name).inspect_err(report)?;
+        let dir = match &self.args.out {
+            Some(out) => {
+                let dir = out.join(safe_component(name).inspect_err(report)?);
+                std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}: {e}", dir.display()))).inspect_err(report)?;
+                Some(dir)
+            }
+            None => None,
+        };
+        let mut first: Option<Error> = None;
+        for file in &files {
+            // Qubes stores a zero-length `empty` for a qube without files; nothing to give back.
+            let out = if file.name == "empty" && file.kind == FileKind::Small { None } else { dir.as_deref() };
+            match self.file(name, file, out) {
+                Ok(line) if out.is_some() || dir.is_none() => println!("{line}{}", if dir.is_none() { " — verified" } else { "" }),
+                Ok(_) => {}
+                Err(e) => {
+                    report(&e);
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        for missing in self.backup.missing_volumes(name, &files)? {
+            let e = Error::truncated(format!("{name}/{missing}"), "qubes.xml lists it but the backup does not hold it");
+            report(&e);
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Opens the backup and runs the command; returns the exit code. Every error is
+/// reported where it happens, so a failing qube does not hide the others.
+fn run(args: &Args) -> u8 {
+    let fail = |e: Error| {
+        report(&e);
+        e.exit_code() as u8
+    };
+    let file = match std::fs::File::open(&args.backup) {
+        Ok(f) => f,
+        Err(e) => return fail(Error::Io(format!("opening {}: {e}", args.backup.display()))),
+    };
+    let passphrase = match read_passphrase(args) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let limits = Limits { max_kdf_memory: args.max_kdf_memory, ..Limits::default() };
+    let backup = match Backup::open(file, &passphrase, &limits) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    if args.command == "list" {
+        return list(&backup, args.json).map_or_else(fail, |_| 0);
+    }
+    let names: Vec<String> =
+        if args.qubes.is_empty() { backup.qubes().iter().map(|q| q.name.clone()).collect() } else { args.qubes.clone() };
+    if let Some(e) = names.iter().find_map(|n| backup.qube(n).err()) {
+        return fail(e);
+    }
+    let ctx = Ctx { backup: &backup, args, memory_budget: 8 << 30 };
+    let mut code = 0;
+    for name in &names {
+        if let Err(e) = ctx.qube(name) {
+            if code == 0 {
+                code = e.exit_code() as u8;
+            }
+        }
+    }
+    code
+}
+
+fn main() -> ExitCode {
+    match parse_args() {
+        Ok(args) => ExitCode::from(run(&args)),
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("qubes-rescue: {msg}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The outer layer: a concatenation of small POSIX tar archives, one per member
+//! (FORMAT.md §2). It is not authenticated, so everything here is checked and capped,
+//! and only headers are read: indexing a multi-GB backup touches a few KiB per member.
+
+use crate::error::{Error, Result};
+use crate::read_at::ReadAt;
+
+const BLOCK: u64 = 512;
+/// Largest outer member Qubes writes: a 100 MiB chunk plus the scrypt overhead.
+pub const MAX_MEMBER: u64 = 100 * 1024 * 1024 + 128;
+/// pax extended headers and GNU long names are tiny in real backups.
+const MAX_META: u64 = 64 * 1024;
+
+/// One member of the outer archive: where its data is in the backup file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// Offset of the first data byte in the backup file.
+    pub offset: u64,
+    pub size: u64,
+    /// The backup file ends inside this member's data.
+    pub cut: bool,
+}
+
+impl Member {
+    /// Reads the whole member, refusing more than `cap` bytes or a member cut short.
+    pub fn read(&self, src: &(impl ReadAt + ?Sized), cap: u64) -> Result<Vec<u8>> {
+        if self.size > cap {
+            return Err(Error::tampered(&self.name, format!("size ({} bytes, at most {cap} expected)", self.size)));
+        }
+        if self.cut {
+            return Err(Error::truncated(&self.name, "the backup file ends inside it"));
+        }
+        src.read_vec(self.offset, self.size as usize)
+    }
+}
+
+fn is_zero(block: &[u8]) -> bool {
+    block.iter().all(|&b| b == 0)
+}
+
+/// Parses an octal (or GNU base-256) numeric header field.
+fn number(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|&b| b & 0x80 != 0) {
+        if field[0] != 0x80 {
+            return None; // negative, or a length no Qubes member has
+        }
+        return field[1..].iter().try_fold(0u64, |n, &b| n.checked_mul(256)?.checked_add(b as u64));
+    }
+    let text: Vec<u8> = field.iter().copied().take_while(|&b| b != 0).collect();
+    let text = std::str::from_utf8(&text).ok()?.trim();
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+fn checksum_ok(block: &[u8]) -> bool {
+    let Some(stored) = number(&block[148..156]) else { return false };
+    let unsigned: u64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u64 }).sum();
+    let signed: i64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as i8 as i64 }).sum();
+    stored == unsigned || stored as i64 == signed
+}
+
+fn cstr(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// pax records: "<len> <key>=<value>\n"; returns (path, size) overrides.
+fn pax_records(data: &[u8], at: &str) -> Result<(Option<Vec<u8>>, Option<u64>)> {
+    let bad = || Error::tampered(at, "pax extended header");
+    let (mut path, mut size) = (None, None);
+    let mut rest = data;
+    while !rest.is_empty() {
+        if rest.iter().all(|&b| b == 0) {
+            break;
+        }
+        let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
+        let len: usize = std::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+            return Err(bad());
+        }
+        let record = &rest[sp + 1..len - 1];
+        let eq = record.iter().position(|&b| b == b'=').ok_or_else(bad)?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        match key {
+            b"path" => path = Some(value.to_vec()),
+            b"size" => size = Some(std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?),
+            _ => {}
+        }
+        rest = &rest[len..];
+    }
+    Ok((path, size))
+}
+
+/// Outer member names are short relative ASCII paths (`vm12/private.img.003.enc`).
+fn check_name(name: &[u8], at: &str) -> Result<String> {
+    let text = std::str::from_utf8(name)
+        .ok()
+        .filter(|s| s.is_ascii() && !s.is_empty() && !s.contains('\0') && !s.chars().any(|c| c.is_ascii_control()))
+        .ok_or_else(|| Error::unsafe_path(String::from_utf8_lossy(name), "outer member names are ASCII"))?;
+    let text = text.strip_prefix("./").unwrap_or(text);
+    if text.starts_with('/') || text.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(Error::unsafe_path(text, format!("not a plain relative member name ({at})")));
+    }
+    Ok(text.to_string())
+}
+
+/// Indexes every regular-file member, skipping zero blocks between the archives like
+/// `tar --ignore-zeros`. A backup cut short keeps the members before the cut.
+pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
+    let len = src.len();
+    let mut members = Vec::new();
+    let mut offset = 0u64;
+    let (mut next_path, mut next_size): (Option<Vec<u8>>, Option<u64>) = (None, None);
+    let mut block = [0u8; BLOCK as usize];
+    loop {
+        if offset >= len {
+            break;
+        }
+        if len - offset < BLOCK {
+            let mut tail = vec![0u8; (len - offset) as usize];
+            src.read_at(offset, &mut tail)?;
+            if is_zero(&tail) {
+                break;
+            }
+            return Err(Error::truncated("backup file", format!("it ends inside a tar header at offset {offset}")));
+        }
+        src.read_at(offset, &mut block)?;
+        if is_zero(&block) {
+            offset += BLOCK;
+            continue;
+        }
+        let at = format!("backup file at offset {offset}");
+        if !checksum_ok(&block) || &block[257..262] != b"ustar" {
+            if members.is_empty() {
+                return Err(Error::not_a_backup("it does not start with a tar archive"));
+            }
+            return Err(Error::tampered(at, "tar header checksum"));
+        }
+        let typeflag = block[156];
+        let size = match next_size.take() {
+            Some(s) => s,
+            None => number(&block[124..136]).ok_or_else(|| Error::tampered(&at, "tar size field"))?,
+        };
+        let data = offset + BLOCK;
+        let padded = size.checked_add(BLOCK - 1).map(|s| s / BLOCK * BLOCK).ok_or_else(|| Error::tampered(&at, "tar size field"))?;
+        let end = data.checked_add(padded).ok_or_else(|| Error::tampered(&at, "tar size field"))?;
+        let cut = data.saturating_add(size) > len;
+        match typeflag {
+            b'x' | b'L' => {
+                if size > MAX_META {
+                    return Err(Error::tampered(at, "oversized pax header"));
+                }
+                if cut {
+                    return Err(Error::truncated("backup file", format!("it ends inside a tar header at offset {offset}")));
+                }
+                let meta = src.read_vec(data, size as usize)?;
+                if typeflag == b'x' {
+                    let (p, s) = pax_records(&meta, &at)?;
+                    next_path = p.or(next_path);
+                    next_size = s;
+                } else {
+                    next_path = Some(cstr(&meta).to_vec());
+                }
+            }
+            b'0' | 0 | b'7' => {
+                let raw = match next_path.take() {
+                    Some(p) => p,
+                    None => {
+                        let (name, prefix) = (cstr(&block[0..100]), cstr(&block[345..500]));
+                        if prefix.is_empty() { name.to_vec() } else { [prefix, b"/", name].concat() }
+                    }
+                };
+                let name = check_name(&raw, &at)?;
+                if size > MAX_MEMBER {
+                    return Err(Error::tampered(&name, format!("size ({size} bytes, a Qubes backup member is at most {MAX_MEMBER})")));
+                }
+                members.push(Member { name, offset: data, size, cut });
+            }
+            // global pax headers, GNU long link names, directories: nothing to index
+            _ => next_path = None,
+        }
+        if cut {
+            break;
+        }
+        offset = end;
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ustar(name: &str, size: usize, flag: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        h[156] = flag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h
+    }
+
+    fn archive(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut a = ustar(name, data.len(), b'0');
+        a.extend_from_slice(data);
+        a.resize(a.len().div_ceil(512) * 512 + 1024, 0);
+        a.resize(a.len().div_ceil(10240) * 10240, 0);
+        a
+    }
+
+    #[test]
+    fn concatenated_archives_are_all_indexed() {
+        let mut b = archive("backup-header", b"version=4\n");
+        b.extend(archive("vm5/private.img.000.enc", &[1u8; 700]));
+        let m = index(&b).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].name, "vm5/private.img.000.enc");
+        assert_eq!(m[1].offset, 10240 + 512);
+        assert_eq!(m[1].size, 700);
+    }
+
+    #[test]
+    fn a_backup_cut_short_keeps_the_members_before_the_cut() {
+        let mut b = archive("a.000.enc", b"x");
+        b.extend(archive("b.000.enc", &[2u8; 2000]));
+        b.truncate(10240 + 1000);
+        let m = index(&b).unwrap();
+        assert!(!m[0].cut);
+        assert!(m[1].cut);
+        assert!(matches!(m[1].read(&b, MAX_MEMBER), Err(Error::Truncated { .. })));
+    }
+
+    #[test]
+    fn a_file_that_is_not_tar_is_not_a_backup() {
+        assert!(matches!(index(&vec![7u8; 4096]), Err(Error::NotABackup { .. })));
+    }
+
+    #[test]
+    fn escaping_member_names_are_refused() {
+        for bad in ["../x", "/etc/passwd", "a//b", "a/./b"] {
+            assert!(matches!(index(&archive(bad, b"x")), Err(Error::UnsafePath { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn oversized_members_are_refused_without_reading_them() {
+        let mut h = ustar("big.000.enc", 0, b'0');
+        h[124..135].copy_from_slice(format!("{:011o}", MAX_MEMBER + 1).as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        assert!(matches!(index(&h), Err(Error::Tampered { .. })));
+    }
+}

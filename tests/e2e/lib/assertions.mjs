@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+
+/** Relative path of a home entry: manifest "home/<user>/a/b" -> "a/b" ("" for the dir itself). */
+function relManifest(p, user) {
+  const pre = `home/${user}`;
+  return p === pre ? '' : p.startsWith(pre + '/') ? p.slice(pre.length + 1) : p;
+}
+/** Same for a name inside the downloaded tar, whichever root the page chose. */
+function relTar(name, user) {
+  for (const pre of [`dom0-home/${user}`, `home/${user}`, user]) {
+    if (name === pre) return '';
+    if (name.startsWith(pre + '/')) return name.slice(pre.length + 1);
+  }
+  return null;
+}
+
+/** Problems (strings) between the entries of a downloaded home tar and the manifest. */
+export function homeTarProblems(entries, exp) {
+  const problems = [];
+  const got = new Map();
+  for (const e of entries) {
+    const r = relTar(e.name, exp.user);
+    if (r === null) problems.push(`home tar: entry outside the home folder: ${e.name}`);
+    else got.set(r, e);
+  }
+  for (const m of exp.entries) {
+    const r = relManifest(m.path, exp.user);
+    const g = got.get(r);
+    if (!g) { if (r !== '') problems.push(`home tar: missing ${m.type} ${m.path}`); continue; }
+    got.delete(r);
+    if (g.type !== m.type) { problems.push(`home tar: ${m.path} is ${g.type}, expected ${m.type}`); continue; }
+    if (m.type === 'file' && (g.sha256 !== m.sha256 || g.size !== m.size)) problems.push(`home tar: ${m.path} content differs (size ${g.size} vs ${m.size})`);
+    if (m.type === 'symlink' && g.target !== m.target) problems.push(`home tar: symlink ${m.path} -> ${g.target}, expected ${m.target}`);
+    if (m.mode && m.type !== 'symlink' && g.mode !== m.mode) problems.push(`home tar: ${m.path} mode ${g.mode}, expected ${m.mode}`);
+  }
+  for (const [r, g] of got) problems.push(`home tar: unexpected entry ${g.name}`);
+  return problems;
+}
+
+/**
+ * Compare downloads ({name: {sha256,size,tar?}|{error}}) with expected ones
+ * (from manifest.expectedFiles). Unexpected names fail unless `allowExtra`.
+ */
+export function filesProblems(got, expected, { allowExtra = false } = {}) {
+  const problems = [];
+  for (const [name, exp] of Object.entries(expected)) {
+    const g = got[name];
+    if (!g) { problems.push(`missing download ${name}`); continue; }
+    if (g.error) { problems.push(`download ${name} failed: ${g.error}`); continue; }
+    if (exp.kind === 'home-tar') {
+      if (!g.tar) problems.push(`${name}: could not read as tar (${g.tarError || 'not parsed'})`);
+      else problems.push(...homeTarProblems(g.tar, exp));
+    } else if (g.size !== exp.size || g.sha256 !== exp.sha256) {
+      problems.push(`${name}: got size ${g.size} sha256 ${g.sha256}, expected size ${exp.size} sha256 ${exp.sha256}`);
+    }
+  }
+  if (!allowExtra) for (const name of Object.keys(got)) if (!(name in expected)) problems.push(`unexpected download ${name}`);
+  return problems;
+}
+
+export function assertFilesMatch(got, expected, { allowExtra = false, context = '' } = {}) {
+  const problems = filesProblems(got, expected, { allowExtra });
+  assert.deepEqual(problems, [], `${problems.length} problem(s) with downloads\n${context}`);
+}

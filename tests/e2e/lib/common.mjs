@@ -1,0 +1,137 @@
+// Shared helpers for the E2E tests: paths, streaming hashes, the outer-tar
+// parser used to tamper with fixtures, and small waiting utilities.
+import { createHash } from 'node:crypto';
+import { createReadStream, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export const E2E_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const REPO = resolve(E2E_DIR, '..', '..');
+export const PAGE = resolve(process.env.QR_PAGE || join(REPO, 'dist', 'qubes-rescue.html'));
+export const PAGE_URL = pathToFileURL(PAGE).href;
+export const FIXTURES = resolve(process.env.QR_FIXTURES || join(REPO, 'tests', 'fixtures', 'made'));
+export const MANIFEST = resolve(process.env.QR_MANIFEST || join(FIXTURES, 'manifest.json'));
+/** Where downloads and temporary copies go (big: the sparse fixture is > 8 GiB). */
+export const WORK_ROOT = process.env.QR_E2E_TMP || tmpdir();
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function tempDir(prefix) {
+  return mkdtemp(join(WORK_ROOT, `qr-e2e-${prefix}-`));
+}
+export async function rmrf(p) {
+  if (p) await rm(p, { recursive: true, force: true, maxRetries: 5 });
+}
+
+/** sha256 + size of a file, streamed (never holds the file in memory). */
+export function sha256File(path) {
+  return new Promise((res, rej) => {
+    const h = createHash('sha256');
+    let size = 0;
+    createReadStream(path, { highWaterMark: 8 << 20 })
+      .on('data', (b) => { h.update(b); size += b.length; })
+      .on('error', rej)
+      .on('end', () => res({ sha256: h.digest('hex'), size }));
+  });
+}
+
+/** Poll fn() until it returns a truthy value; throws with describe() on timeout. */
+export async function waitFor(fn, { timeout = 30000, interval = 100, describe = () => '' } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms${describe ? ': ' + (await describe()) : ''}`);
+    await sleep(interval);
+  }
+}
+
+// ---------------------------------------------------------------- outer tar
+
+function cstr(buf, start, len) {
+  const s = buf.subarray(start, start + len);
+  const z = s.indexOf(0);
+  return s.subarray(0, z < 0 ? s.length : z).toString('latin1');
+}
+function octal(buf, start, len) {
+  if (buf[start] & 0x80) { // GNU base-256
+    let v = 0n;
+    for (let i = 0; i < len; i++) v = (v << 8n) | BigInt(buf[start + i] & (i === 0 ? 0x7f : 0xff));
+    return Number(v);
+  }
+  const s = cstr(buf, start, len).trim();
+  return s ? parseInt(s, 8) : 0;
+}
+function parsePax(text) {
+  const out = {};
+  let i = 0;
+  while (i < text.length) {
+    const sp = text.indexOf(' ', i);
+    if (sp < 0) break;
+    const len = parseInt(text.slice(i, sp), 10);
+    if (!(len > 0)) break;
+    const rec = text.slice(sp + 1, i + len - 1);
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+/**
+ * List the members of a Qubes backup's outer layer (concatenated pax tars,
+ * zero blocks skipped): [{ name, headerOffset, dataOffset, size }].
+ * Reads headers only (seeks over data), so it works on huge files.
+ */
+export function listOuterMembers(path) {
+  const fd = openSync(path, 'r');
+  try {
+    const total = fstatSync(fd).size;
+    const hdr = Buffer.alloc(512);
+    const members = [];
+    let off = 0;
+    let pax = null;
+    while (off + 512 <= total) {
+      readSync(fd, hdr, 0, 512, off);
+      if (hdr.every((b) => b === 0)) { off += 512; continue; }
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : hdr[i];
+      if (sum !== octal(hdr, 148, 8)) throw new Error(`bad tar checksum at offset ${off} in ${path}`);
+      const type = String.fromCharCode(hdr[156] || 48);
+      let size = octal(hdr, 124, 12);
+      const dataOffset = off + 512;
+      if (type === 'x' || type === 'g') {
+        const b = Buffer.alloc(size);
+        readSync(fd, b, 0, size, dataOffset);
+        if (type === 'x') pax = parsePax(b.toString('utf8'));
+      } else {
+        let name = cstr(hdr, 0, 100);
+        const prefix = cstr(hdr, 345, 155);
+        if (cstr(hdr, 257, 6) === 'ustar' && prefix) name = `${prefix}/${name}`;
+        if (pax?.path) name = pax.path;
+        if (pax?.size) size = parseInt(pax.size, 10);
+        pax = null;
+        members.push({ name, type, headerOffset: off, dataOffset, size });
+      }
+      off = dataOffset + Math.ceil(size / 512) * 512;
+    }
+    return members;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Offset (in the backup file) of a byte inside the AES-CTR ciphertext of a
+ * scrypt container member: the container is 96 bytes of header, then the
+ * ciphertext, then a 32-byte HMAC.
+ */
+export function ciphertextByteOffset(member, where = 0.5) {
+  const ctLen = member.size - 96 - 32;
+  if (ctLen <= 0) throw new Error(`${member.name} has no ciphertext`);
+  return member.dataOffset + 96 + Math.min(ctLen - 1, Math.floor(ctLen * where));
+}
+
+export { existsSync, pathToFileURL };

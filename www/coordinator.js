@@ -1,0 +1,434 @@
+// Coordinator worker: owns the backup File, the core's Backup (outer index, header, qubes.xml) and
+// the sequential stage (decompress → inner tar → sink), one FileRestore per recovered file.
+// Chunk workers do the per-chunk work in parallel; their verified plaintext comes back here and is
+// consumed strictly in order.
+'use strict';
+
+const MiB = 1024 * 1024;
+const COALESCE = 8 * MiB;      // output writes are gathered into parts of this size
+const ZERO_LEN = 4 * MiB;      // holes are slices of one shared zero Blob of this size
+
+let maxKdfMemory = 0;          // cap handed to the core (container::Limits)
+let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
+let backup = null;             // wasm_bindgen.BackupHandle
+let source = null;             // the backup Blob/File
+let qubes = [];
+let pool = [];                 // [{port, busy}]
+let gen = 0;                   // bumps on every run and cancel: stale results are dropped
+let run = null;                // the current run, see startRun
+let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
+let zeroBlob = null;
+
+self.onmessage = (ev) => {
+  const m = ev.data;
+  switch (m.t) {
+    case 'init': return init(m);
+    case 'pool': return setPool(m.ports);
+    case 'open': return openBackup(m);
+    case 'run': return startRun(m).catch((e) => post({ t: 'finished', cancelled: false, errors: [toErr(e, 'restoring')], files: [] }));
+    case 'cancel': return cancel();
+  }
+};
+
+function post(msg, transfer) { self.postMessage(msg, transfer || []); }
+
+async function init(m) {
+  try {
+    initWasm(m.module);
+  } catch (e) {
+    return post({ t: 'init-failed', err: toErr(e, 'starting the restorer') });
+  }
+  maxKdfMemory = m.maxKdfMemory;
+  memoryBudget = m.memoryBudget;
+  opfsRoot = await probeOpfs();
+  post({ t: 'ready', opfs: !!opfsRoot });
+}
+
+// OPFS with sync access handles, if this browser allows it here (Chromium refuses it on file://).
+async function probeOpfs() {
+  try {
+    if (!self.navigator.storage || !navigator.storage.getDirectory) return null;
+    if (typeof FileSystemFileHandle === 'undefined' || !FileSystemFileHandle.prototype.createSyncAccessHandle) return null;
+    const root = await navigator.storage.getDirectory();
+    const dir = await root.getDirectoryHandle('qubes-rescue', { create: true });
+    await clearDir(dir);
+    return dir;
+  } catch (e) {
+    return null;
+  }
+}
+
+async function clearDir(dir) {
+  const names = [];
+  for await (const name of dir.keys()) names.push(name);
+  for (const name of names) {
+    try { await dir.removeEntry(name); } catch (e) { /* still being downloaded: leave it */ }
+  }
+}
+
+function setPool(ports) {
+  for (const w of pool) w.port.close();
+  pool = ports.map((port) => ({ port, busy: false }));
+  for (const w of pool) w.port.onmessage = (ev) => onChunkResult(w, ev.data);
+  if (run) pump();
+}
+
+function openBackup(m) {
+  try {
+    if (backup) { backup.free(); backup = null; }
+    source = m.blob;
+    const t0 = performance.now();
+    const pass = new TextEncoder().encode(m.passphrase);
+    backup = wasm_bindgen.BackupHandle.open(source, pass, maxKdfMemory);
+    pass.fill(0);
+    qubes = JSON.parse(backup.qubes_json());
+    post({ t: 'opened', qubes, compression: backup.compression(), openMs: performance.now() - t0 });
+  } catch (e) {
+    backup = null;
+    post({ t: 'open-failed', err: toErr(e, 'opening the backup') });
+  }
+}
+
+// ---------------------------------------------------------------- run
+
+function downloadName(qube, f) {
+  const clean = (s) => String(s).replace(/[\/\\\u0000-\u001f:*?"<>|]/g, '_');
+  if (f.kind === 'home') return 'dom0-home-' + clean(f.name) + '.tar';
+  return clean(qube) + '-' + clean(f.name);
+}
+
+// KDF memory of the first chunk (128·r·N): sizes the pool.
+function kdfMemoryOf(chunk) {
+  try {
+    const h = new Uint8Array(new FileReaderSync().readAsArrayBuffer(source.slice(chunk.offset, chunk.offset + 16)));
+    const logN = h[7], r = ((h[8] << 24) | (h[9] << 16) | (h[10] << 8) | h[11]) >>> 0;
+    return 128 * r * Math.pow(2, logN);
+  } catch (e) {
+    return 1024 * MiB;
+  }
+}
+
+async function startRun(m) {
+  if (!backup) throw { class: 'io', message: 'open a backup first' };
+  const myGen = ++gen;
+  const verifyOnly = m.mode === 'verify';
+  const files = [];
+  const errors = [];
+  const failed = new Map(); // qube → first error
+  for (const name of m.qubes) {
+    let list;
+    try {
+      list = JSON.parse(backup.files_json(name));
+    } catch (e) {
+      const err = toErr(e, 'listing the files of ' + name);
+      failed.set(name, err); errors.push(Object.assign({ qube: name }, err));
+      continue;
+    }
+    for (const f of list) {
+      files.push({ id: files.length, qube: name, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks,
+        bytes: f.chunks.reduce((a, c) => a + c.size, 0), download: downloadName(name, f) });
+    }
+  }
+  const jobs = [];
+  for (const f of files) f.chunks.forEach((c, i) => jobs.push({ file: f, idx: i, chunk: c }));
+  const kdfMemory = jobs.length ? kdfMemoryOf(jobs[0].chunk) : 0;
+  const workers = Math.max(1, Math.min(pool.length, Math.floor(memoryBudget / Math.max(kdfMemory, 1))));
+  const R = run = { gen: myGen, files, jobs, failed, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
+    results: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
+    kdfMs: [], cryptoMs: [], readMs: [], t0: performance.now() };
+  post({ t: 'plan', files: files.map(publicFile), failed: [...failed].map(([q, e]) => Object.assign({ qube: q }, e)),
+    kdfMemory, workers, compression: backup.compression() });
+
+  if (!verifyOnly) await checkSpace(m.qubes);
+  if (opfsRoot && !verifyOnly && m.output !== 'dir') await clearDir(opfsRoot).catch(() => {});
+
+  pump();
+  for (const f of files) {
+    if (R.cancelled) break;
+    const first = jobs.findIndex((j) => j.file === f);
+    if (failed.has(f.qube)) { skipFile(f); continue; }
+    try {
+      await beginFile(f, R);
+    } catch (e) {
+      failFile(R, f, toErr(e, 'preparing ' + f.download));
+      continue;
+    }
+    for (let i = 0; i < f.chunks.length; i++) {
+      const r = await take(R, first + i);
+      if (R.cancelled || !r) break;
+      if (failed.has(f.qube)) break;
+      if (r.err) { failFile(R, f, r.err); break; }
+      try {
+        f.restorer.push(new Uint8Array(r.plain));
+        r.plain = null;
+        if (f.sink && f.sink.drain) await f.sink.drain();
+      } catch (e) {
+        failFile(R, f, toErr(e, 'restoring ' + f.download));
+        break;
+      }
+      f.done = i + 1;
+      f.bytesDone += f.chunks[i].size;
+      post({ t: 'progress', id: f.id, done: f.done, total: f.chunks.length, bytesDone: f.bytesDone, bytesTotal: f.bytes,
+        elapsedMs: performance.now() - f.t0 });
+    }
+    if (R.cancelled) break;
+    if (failed.has(f.qube)) { if (f.restorer) dropFile(f); continue; }
+    try {
+      await endFile(f, R);
+    } catch (e) {
+      failFile(R, f, toErr(e, 'finishing ' + f.download));
+    }
+  }
+  const done = R;
+  if (run === R) run = null;
+  if (done.cancelled) return;
+  post({ t: 'finished', cancelled: false, errors: done.errors, verifyOnly,
+    stats: { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, totalMs: performance.now() - done.t0,
+      workers: done.workers } });
+}
+
+function publicFile(f) {
+  return { id: f.id, qube: f.qube, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks.length, bytes: f.bytes,
+    download: f.download };
+}
+
+async function checkSpace(names) {
+  const need = qubes.filter((q) => names.includes(q.name)).reduce((a, q) => a + (q.size || 0), 0);
+  let est = null;
+  try { est = await navigator.storage.estimate(); } catch (e) { /* not available on this origin */ }
+  if (!est || !est.quota) return;
+  const free = est.quota - (est.usage || 0);
+  if (need > free) {
+    post({ t: 'warning', message: 'These qubes hold about ' + fmtBytes(need) + ' of data, but this browser lets the page store only about ' +
+      fmtBytes(free) + '. The restore may stop when space runs out: free disk space, or restore fewer qubes at a time.' });
+  }
+}
+
+function fmtBytes(n) {
+  if (n >= 1e9) return (n / 1e9).toFixed(1) + ' GB';
+  if (n >= 1e6) return (n / 1e6).toFixed(1) + ' MB';
+  return Math.round(n / 1e3) + ' kB';
+}
+
+// ------------------------------------------------------------ chunk pool
+
+function pump() {
+  const r = run;
+  if (!r || r.cancelled) return;
+  while (r.nextDispatch < r.jobs.length && r.nextDispatch - r.nextConsume < r.window) {
+    const job = r.jobs[r.nextDispatch];
+    if (r.failed.has(job.file.qube)) { r.nextDispatch++; continue; }
+    const w = pool.slice(0, r.workers).find((x) => !x.busy);
+    if (!w) return;
+    const seq = r.nextDispatch++;
+    w.busy = true;
+    w.port.postMessage({ t: 'job', gen: r.gen, seq, blob: source, offset: job.chunk.offset, size: job.chunk.size,
+      name: job.chunk.name, pass: new Uint8Array(job.chunk.pass) });
+  }
+}
+
+function onChunkResult(w, m) {
+  w.busy = false;
+  const r = run;
+  if (!r || m.gen !== r.gen) { pump(); return; }
+  if (m.t === 'done') {
+    r.kdfMs.push(m.kdfMs); r.cryptoMs.push(m.cryptoMs); r.readMs.push(m.readMs);
+    post({ t: 'chunk', kdfMs: m.kdfMs, cryptoMs: m.cryptoMs, readMs: m.readMs, webCrypto: m.webCrypto });
+  }
+  const job = r.jobs[m.seq];
+  if (!r.failed.has(job.file.qube)) {
+    r.results.set(m.seq, m.t === 'done' ? { plain: m.plain } : { err: m.err });
+    if (r.waiting && r.waiting.seq === m.seq) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
+  }
+  pump();
+}
+
+// The result of job `seq`, in order; null when the run was cancelled.
+async function take(r, seq) {
+  r.nextConsume = seq;
+  pump();
+  if (!r.results.has(seq)) {
+    await new Promise((resolve) => { r.waiting = { seq, resolve }; });
+  }
+  if (r.cancelled) return null;
+  const res = r.results.get(seq);
+  r.results.delete(seq);
+  r.nextConsume = seq + 1;
+  pump();
+  return res;
+}
+
+function cancel() {
+  const r = run;
+  gen++;
+  if (!r) return post({ t: 'cancelled' });
+  r.cancelled = true;
+  r.results.clear();
+  for (const f of r.files) if (f.restorer) dropFile(f);
+  if (r.waiting) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
+  for (const w of pool) w.busy = false;
+  post({ t: 'cancelled' });
+}
+
+// ---------------------------------------------------------------- files
+
+async function beginFile(f, run) {
+  f.t0 = performance.now();
+  f.done = 0;
+  f.bytesDone = 0;
+  post({ t: 'file-start', id: f.id });
+  if (run.verifyOnly) {
+    f.sink = null;
+  } else if (run.output === 'dir' && run.dir) {
+    f.sink = await dirSink(run.dir, f.download);
+  } else if (opfsRoot && f.kind !== 'small') {
+    f.sink = await opfsSink(opfsRoot, f.id + '-' + f.download);
+  } else {
+    f.sink = blobSink();
+  }
+  f.restorer = backup.restorer(f.qube, f.path, run.verifyOnly, f.sink);
+}
+
+async function endFile(f, run) {
+  const report = f.restorer.finish();
+  f.restorer.free();
+  f.restorer = null;
+  const out = f.sink ? await f.sink.finish() : null;
+  f.sink = null;
+  post({ t: 'file-done', id: f.id, qube: f.qube, download: f.download, size: report.size, stored: report.stored,
+    blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly, elapsedMs: performance.now() - f.t0 });
+}
+
+function failFile(r, f, err) {
+  if (f.restorer) dropFile(f);
+  if (!r.failed.has(f.qube)) {
+    r.failed.set(f.qube, err);
+    r.errors.push(Object.assign({ qube: f.qube, file: f.download }, err));
+    // Buffered plaintext of this qube is dropped; its later jobs are never dispatched.
+    for (const [seq] of r.results) if (r.jobs[seq].file.qube === f.qube) r.results.delete(seq);
+  }
+  post({ t: 'file-failed', id: f.id, qube: f.qube, err });
+  for (const g of r.files) if (g.qube === f.qube && g !== f && !g.finished && g.id > f.id) g.skipped = true;
+}
+
+function skipFile(f) {
+  post({ t: 'file-skipped', id: f.id, qube: f.qube });
+}
+
+function dropFile(f) {
+  try { f.restorer.free(); } catch (e) { /* already freed */ }
+  f.restorer = null;
+  if (f.sink && f.sink.abort) f.sink.abort();
+  f.sink = null;
+}
+
+// ---------------------------------------------------------------- sinks
+// The core calls set_len(realsize) once and write(offset, bytes) for data runs, ascending;
+// `bytes` is a view into wasm memory, valid only during the call (copy or write it at once).
+
+// Gathers writes into COALESCE-sized parts; calls emit(offset, Blob) per part.
+function coalescer(emit) {
+  const buf = new Uint8Array(COALESCE);
+  let start = 0, len = 0, end = 0; // buf holds [start, start+len); end = highest byte written
+  return {
+    get end() { return end; },
+    write(offset, view) {
+      if (offset < end) throw new Error('the archive wrote out of order (offset ' + offset + ' after ' + end + ')');
+      if (offset !== start + len) { this.flush(); start = offset; }
+      let p = 0;
+      while (p < view.length) {
+        const n = Math.min(view.length - p, COALESCE - len);
+        buf.set(view.subarray(p, p + n), len);
+        len += n; p += n;
+        if (len === COALESCE) this.flush();
+      }
+      end = offset + view.length;
+      if (len === 0) start = end;
+    },
+    flush() {
+      if (len > 0) emit(start, new Blob([buf.subarray(0, len)]));
+      start += len; len = 0;
+    },
+  };
+}
+
+function zeros(n) {
+  if (!zeroBlob) zeroBlob = new Blob([new Uint8Array(ZERO_LEN)]);
+  const parts = [];
+  while (n >= ZERO_LEN) { parts.push(zeroBlob); n -= ZERO_LEN; }
+  if (n > 0) parts.push(zeroBlob.slice(0, n));
+  return parts;
+}
+
+// Default: the file as a Blob of data parts and references to the shared zero Blob.
+function blobSink() {
+  const parts = [];
+  let pos = 0, len = null;
+  const c = coalescer((offset, blob) => {
+    if (offset > pos) parts.push(...zeros(offset - pos));
+    parts.push(blob);
+    pos = offset + blob.size;
+  });
+  return {
+    set_len(n) { len = n; },
+    write(offset, view) { c.write(offset, view); },
+    async finish() {
+      c.flush();
+      if (len !== null && len > pos) parts.push(...zeros(len - pos));
+      return new Blob(parts, { type: 'application/octet-stream' });
+    },
+  };
+}
+
+// OPFS through a sync access handle: the data goes to disk at once, holes stay unwritten.
+async function opfsSink(dir, name) {
+  const fh = await dir.getFileHandle(name, { create: true });
+  const h = await fh.createSyncAccessHandle();
+  h.truncate(0);
+  let len = null;
+  return {
+    set_len(n) { len = n; h.truncate(n); },
+    write(offset, view) {
+      let p = 0;
+      while (p < view.length) {
+        const n = h.write(view.subarray(p), { at: offset + p });
+        if (n <= 0) throw new DOMException('the browser storage is full', 'QuotaExceededError');
+        p += n;
+      }
+    },
+    async finish() {
+      if (len !== null && h.getSize() < len) h.truncate(len);
+      h.flush(); h.close();
+      return await fh.getFile();
+    },
+    abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
+  };
+}
+
+// Chromium "Save to disk…": a folder the user picked; each file streams through a writable.
+async function dirSink(dir, name) {
+  const fh = await dir.getFileHandle(name, { create: true });
+  const w = await fh.createWritable({ keepExistingData: false });
+  const queue = [];
+  let len = null;
+  const c = coalescer((offset, blob) => queue.push({ offset, blob }));
+  return {
+    set_len(n) { len = n; },
+    write(offset, view) { c.write(offset, view); },
+    async drain() {
+      while (queue.length) {
+        const q = queue.shift();
+        await w.write({ type: 'write', position: q.offset, data: q.blob });
+      }
+    },
+    async finish() {
+      c.flush();
+      await this.drain();
+      const size = len !== null ? len : c.end;
+      await w.truncate(size);
+      await w.close();
+      return null;
+    },
+    abort() { w.abort().catch(() => {}); },
+  };
+}

@@ -1,0 +1,461 @@
+// Main thread: UI only. Starts the coordinator and the chunk workers (classic workers from Blob
+// URLs), routes the user's actions to the coordinator, shows progress, hands out downloads.
+'use strict';
+(function () {
+  const GiB = 1024 * 1024 * 1024;
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    drop: $('drop'), file: $('backup-file'), fileInfo: $('file-info'), demo: $('demo'), demoNote: $('demo-note'),
+    form: $('open-form'), pass: $('passphrase'), toggle: $('toggle-pass'), open: $('open'),
+    stepQubes: $('step-qubes'), backupInfo: $('backup-info'), rows: $('qube-rows'), selectAll: $('select-all'),
+    outputDirLabel: $('output-dir-label'), restore: $('restore'), verify: $('verify'), cancel: $('cancel'),
+    stepProgress: $('step-progress'), progress: $('progress-list'), results: $('results'), resultList: $('result-list'),
+    status: $('status'), warning: $('warning'), env: $('env-info'),
+  };
+
+  // Exposed for tests and the bench: KDF and crypto time per chunk, and the last run's totals.
+  const stats = { kdfMs: [], cryptoMs: [], readMs: [], openMs: null, lastRun: null, workers: 0, webCrypto: null };
+  window.qubesRescue = { stats };
+
+  let coordinator = null;
+  let module = null;
+  let chunkUrl = null;
+  let chunkWorkers = [];
+  let ready = false;
+  let busy = false;
+  let selected = null;     // the backup File (or the demo Blob)
+  let qubes = [];
+  let files = new Map();   // id → {li, ...}
+  let objectUrls = [];
+  let opfs = false;
+
+  // ------------------------------------------------------------ status
+
+  function sentence(s) {
+    s = String(s || '').trim();
+    if (!s) return s;
+    s = s[0].toUpperCase() + s.slice(1);
+    return /[.!?]$/.test(s) ? s : s + '.';
+  }
+
+  function setStatus(state, text, errClass) {
+    el.status.dataset.state = state;
+    if (state === 'error') el.status.dataset.error = errClass || 'io';
+    else delete el.status.dataset.error;
+    el.status.textContent = text;
+  }
+
+  function warn(text) {
+    el.warning.textContent = text || '';
+    el.warning.hidden = !text;
+  }
+
+  function setBusy(b) {
+    busy = b;
+    el.open.disabled = b || !ready;
+    el.restore.disabled = b || !ready;
+    el.verify.disabled = b || !ready;
+    el.demo.disabled = b || !ready;
+    el.file.disabled = b;
+    el.cancel.disabled = !b;
+  }
+
+  // ------------------------------------------------------------ formatting
+
+  function fmtBytes(n) {
+    if (n == null) return '';
+    if (n >= 1e12) return (n / 1e12).toFixed(2) + ' TB';
+    if (n >= 1e9) return (n / 1e9).toFixed(2) + ' GB';
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + ' MB';
+    if (n >= 1e3) return (n / 1e3).toFixed(1) + ' kB';
+    return n + ' B';
+  }
+  function fmtTime(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const mm = h ? String(m).padStart(2, '0') : String(m);
+    return (h ? h + ':' : '') + mm + ':' + String(r).padStart(2, '0');
+  }
+
+  // ------------------------------------------------------------ workers
+
+  function b64bytes(id) {
+    const s = $(id).textContent.replace(/\s+/g, '');
+    const bin = atob(s);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function workerUrl(mainId) {
+    const src = [$('src-glue').textContent, $('src-common').textContent, $(mainId).textContent].join('\n;\n');
+    return URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+  }
+
+  // Pool size: one worker per core, as many as the KDF memory allows at once (each wasm instance
+  // grows to 128·r·N bytes; every worker of a page lives in one renderer process).
+  function memoryBudget() {
+    const dm = navigator.deviceMemory; // GiB, Chromium only, capped at 8
+    return dm ? Math.max(1, dm / 2) * GiB : 4 * GiB;
+  }
+  function poolSize() {
+    return Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 8));
+  }
+  const MAX_KDF_MEMORY = 2 * GiB; // N=2^21, r=8: the most a 4 GiB wasm instance can safely run
+
+  function startPool() {
+    for (const w of chunkWorkers) w.terminate();
+    chunkWorkers = [];
+    const ports = [];
+    for (let i = 0; i < poolSize(); i++) {
+      const w = new Worker(chunkUrl, { name: 'chunk-' + i });
+      const ch = new MessageChannel();
+      w.onmessage = (ev) => {
+        if (ev.data.t === 'ready') stats.webCrypto = ev.data.webCrypto;
+        if (ev.data.t === 'init-failed') fatal(ev.data.err);
+      };
+      w.onerror = (ev) => fatal({ class: 'io', message: 'a worker failed to start (' + (ev.message || 'no details') + ')' });
+      w.postMessage({ t: 'init', module, maxKdfMemory: MAX_KDF_MEMORY });
+      w.postMessage({ t: 'port', port: ch.port2 }, [ch.port2]);
+      ports.push(ch.port1);
+      chunkWorkers.push(w);
+    }
+    coordinator.postMessage({ t: 'pool', ports }, ports);
+  }
+
+  function fatal(err) {
+    setBusy(false);
+    setStatus('error', sentence(err.message) + ' Reload the page and try again; if it keeps happening, use a current Chromium or Firefox.', err.class);
+  }
+
+  async function boot() {
+    setStatus('idle', 'Starting…');
+    setBusy(true);
+    el.cancel.disabled = true;
+    try {
+      if (typeof WebAssembly !== 'object' || typeof Worker !== 'function') {
+        throw { class: 'unsupported', message: 'this browser lacks WebAssembly or Web Workers; use a current Chromium or Firefox' };
+      }
+      module = await WebAssembly.compile(b64bytes('wasm-b64'));
+      chunkUrl = workerUrl('src-chunk');
+      coordinator = new Worker(workerUrl('src-coordinator'), { name: 'coordinator' });
+      coordinator.onmessage = (ev) => onCoordinator(ev.data);
+      coordinator.onerror = (ev) => fatal({ class: 'io', message: 'the restorer stopped (' + (ev.message || 'no details') + ')' });
+      coordinator.postMessage({ t: 'init', module, maxKdfMemory: MAX_KDF_MEMORY, memoryBudget: memoryBudget() });
+      startPool();
+    } catch (e) {
+      fatal(e && e.class ? e : { class: 'unsupported', message: 'the page could not start: ' + (e && e.message || e) });
+    }
+  }
+
+  // ------------------------------------------------------------ coordinator messages
+
+  function onCoordinator(m) {
+    switch (m.t) {
+      case 'ready':
+        ready = true;
+        opfs = m.opfs;
+        setBusy(false);
+        setStatus('idle', 'Ready. Choose a backup file, or try the demo backup.');
+        showEnv();
+        break;
+      case 'init-failed': fatal(m.err); break;
+      case 'opened': onOpened(m); break;
+      case 'open-failed':
+        setBusy(false);
+        setStatus('error', sentence(m.err.message), m.err.class);
+        break;
+      case 'plan': onPlan(m); break;
+      case 'warning': warn(m.message); break;
+      case 'file-start': fileState(m.id, 'working', 'Deriving keys (scrypt)…'); break;
+      case 'progress': onProgress(m); break;
+      case 'chunk':
+        stats.kdfMs.push(m.kdfMs); stats.cryptoMs.push(m.cryptoMs); stats.readMs.push(m.readMs);
+        stats.webCrypto = m.webCrypto;
+        showEnv();
+        break;
+      case 'file-done': onFileDone(m); break;
+      case 'file-failed': onFileFailed(m); break;
+      case 'file-skipped': fileState(m.id, 'err', 'Skipped: another file of this qube failed.'); break;
+      case 'finished': onFinished(m); break;
+      case 'cancelled':
+        startPool(); // stop chunk work in flight
+        setBusy(false);
+        for (const f of files.values()) if (!f.final) fileState(f.id, 'err', 'Cancelled.');
+        setStatus('idle', 'Cancelled. Files already listed under Recovered files are complete; the others were not saved.');
+        break;
+    }
+  }
+
+  function showEnv() {
+    const k = stats.kdfMs;
+    const parts = [poolSize() + ' chunk worker' + (poolSize() > 1 ? 's' : '') + ' for ' + (navigator.hardwareConcurrency || '?') + ' cores',
+      'output: ' + (opfs ? 'browser storage (OPFS), then download' : 'download'),
+      'AES/HMAC: ' + (stats.webCrypto === false ? 'WebAssembly' : 'WebCrypto')];
+    if (k.length) parts.push('last scrypt KDF: ' + (k[k.length - 1] / 1000).toFixed(2) + ' s');
+    el.env.textContent = 'This browser: ' + parts.join(' · ') + '.';
+  }
+
+  // ------------------------------------------------------------ step 1 + 2: file, passphrase, open
+
+  function pickFile(f) {
+    selected = f || null;
+    el.fileInfo.textContent = f ? f.name + ' — ' + fmtBytes(f.size) : '';
+    el.stepQubes.hidden = true;
+    if (!busy) setStatus('idle', f ? 'Now enter the passphrase and press Open.' : 'Choose a backup file.');
+  }
+
+  el.file.addEventListener('change', () => pickFile(el.file.files[0]));
+  el.drop.addEventListener('dragover', (e) => { e.preventDefault(); el.drop.classList.add('over'); });
+  el.drop.addEventListener('dragleave', () => el.drop.classList.remove('over'));
+  el.drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    el.drop.classList.remove('over');
+    if (busy || !e.dataTransfer.files.length) return;
+    try { el.file.files = e.dataTransfer.files; } catch (x) { /* read-only in old browsers */ }
+    pickFile(e.dataTransfer.files[0]);
+  });
+
+  el.toggle.addEventListener('click', () => {
+    const show = el.pass.type === 'password';
+    el.pass.type = show ? 'text' : 'password';
+    el.toggle.textContent = show ? 'Hide' : 'Show';
+    el.toggle.setAttribute('aria-pressed', String(show));
+  });
+
+  el.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (busy || !ready) return;
+    if (!selected && el.file.files[0]) selected = el.file.files[0];
+    if (!selected) { setStatus('idle', 'Choose the backup file first (step 1).'); return; }
+    openSelected();
+  });
+
+  function openSelected() {
+    setBusy(true);
+    warn('');
+    el.stepQubes.hidden = true;
+    setStatus('working', 'Opening the backup: checking the passphrase (scrypt, a few seconds)…');
+    coordinator.postMessage({ t: 'open', blob: selected, passphrase: el.pass.value });
+  }
+
+  el.demo.addEventListener('click', () => {
+    if (busy || !ready) return;
+    const bytes = b64bytes('demo-b64');
+    pickFile(new File([bytes], 'demo-backup.bin', { type: 'application/octet-stream' }));
+    el.pass.value = 'demo';
+    el.pass.type = 'text';
+    el.toggle.textContent = 'Hide';
+    el.toggle.setAttribute('aria-pressed', 'true');
+    openSelected();
+  });
+  if (!$('demo-b64').textContent.trim()) el.demo.parentElement.hidden = true;
+
+  function onOpened(m) {
+    stats.openMs = m.openMs;
+    qubes = m.qubes;
+    setBusy(false);
+    el.rows.textContent = '';
+    for (const q of qubes) el.rows.appendChild(qubeRow(q));
+    el.selectAll.checked = false;
+    const total = qubes.reduce((a, q) => a + (q.size || 0), 0);
+    el.backupInfo.textContent = qubes.length + ' qube' + (qubes.length === 1 ? '' : 's') + ', ' + fmtBytes(total) +
+      ' of data, compressed with ' + m.compression + '. Opened in ' + (m.openMs / 1000).toFixed(1) + ' s.';
+    el.stepQubes.hidden = false;
+    setStatus('done', 'The backup opened: ' + qubes.length + ' qube' + (qubes.length === 1 ? '' : 's') +
+      ' inside. Select the ones you want, then press Restore (or Verify only).');
+    el.stepQubes.scrollIntoView({ block: 'nearest' });
+  }
+
+  function qubeRow(q) {
+    const tr = document.createElement('tr');
+    tr.dataset.testid = 'qube-row';
+    tr.setAttribute('data-testid', 'qube-row');
+    tr.dataset.qube = q.name;
+    const td = (text, cls) => { const c = document.createElement('td'); c.textContent = text == null ? '' : text; if (cls) c.className = cls; tr.appendChild(c); return c; };
+    const cb = document.createElement('input');
+    cb.type = 'checkbox';
+    cb.setAttribute('data-testid', 'select');
+    cb.setAttribute('aria-label', 'Select ' + q.name);
+    cb.addEventListener('change', syncSelectAll);
+    td('').appendChild(cb);
+    const name = td('');
+    const strong = document.createElement('strong'); strong.textContent = q.name; name.appendChild(strong);
+    if (q.name === 'dom0') name.appendChild(document.createTextNode(' (home folder)'));
+    td(q.class);
+    const lab = td('');
+    if (q.label_color) {
+      const sw = document.createElement('span');
+      sw.className = 'swatch';
+      sw.style.backgroundColor = String(q.label_color).replace(/^0x/i, '#');
+      lab.appendChild(sw);
+    }
+    lab.appendChild(document.createTextNode(q.label || ''));
+    td(q.template || '—');
+    td((q.volumes || []).join(', '));
+    td(fmtBytes(q.size), 'num-col');
+    return tr;
+  }
+
+  function checkboxes() { return [...el.rows.querySelectorAll('input[data-testid=select]')]; }
+  function syncSelectAll() {
+    const cbs = checkboxes();
+    el.selectAll.checked = cbs.length > 0 && cbs.every((c) => c.checked);
+  }
+  el.selectAll.addEventListener('change', () => { for (const c of checkboxes()) c.checked = el.selectAll.checked; });
+
+  // ------------------------------------------------------------ step 3: restore / verify
+
+  if (typeof window.showDirectoryPicker === 'function') el.outputDirLabel.hidden = false;
+
+  el.restore.addEventListener('click', () => startRun('restore'));
+  el.verify.addEventListener('click', () => startRun('verify'));
+  el.cancel.addEventListener('click', () => {
+    if (!busy) return;
+    el.cancel.disabled = true;
+    setStatus('working', 'Cancelling…');
+    coordinator.postMessage({ t: 'cancel' });
+  });
+
+  async function startRun(mode) {
+    if (busy || !ready) return;
+    const names = [...el.rows.querySelectorAll('tr[data-testid=qube-row]')]
+      .filter((tr) => tr.querySelector('input[data-testid=select]').checked).map((tr) => tr.dataset.qube);
+    if (!names.length) { setStatus('idle', 'Select at least one qube first (tick its box).'); return; }
+    setBusy(true);
+    setStatus('working', (mode === 'verify' ? 'Verifying ' : 'Restoring ') + names.join(', ') + '…');
+    warn('');
+    const output = mode === 'restore' && document.querySelector('input[name=output]:checked').value === 'dir' ? 'dir' : 'download';
+    let dir = null;
+    if (output === 'dir') {
+      try {
+        dir = await window.showDirectoryPicker({ id: 'qubes-rescue', mode: 'readwrite' });
+      } catch (e) {
+        setBusy(false);
+        setStatus('idle', e && e.name === 'AbortError' ? 'No folder chosen; nothing was restored.' :
+          'This browser refused to write to a folder (' + (e && e.message) + '); choose "Download each file" instead.');
+        return;
+      }
+    }
+    for (const u of objectUrls) URL.revokeObjectURL(u);
+    objectUrls = [];
+    for (const tr of el.rows.children) tr.classList.remove('failed');
+    coordinator.postMessage({ t: 'run', qubes: names, mode, output, dir });
+  }
+
+  // ------------------------------------------------------------ step 4: progress and results
+
+  function onPlan(m) {
+    files = new Map();
+    el.progress.textContent = '';
+    el.resultList.textContent = '';
+    el.results.hidden = true;
+    el.stepProgress.hidden = false;
+    for (const f of m.files) {
+      const li = document.createElement('li');
+      li.innerHTML = '<span class="state"></span><span class="name"></span> <span class="muted what"></span>' +
+        '<progress max="1" value="0"></progress><div class="figures"></div><p class="err-text" hidden></p>';
+      li.querySelector('.name').textContent = f.download;
+      li.querySelector('.what').textContent = '(' + f.qube + ': ' + f.path + ', ' + f.chunks + ' chunk' + (f.chunks === 1 ? '' : 's') + ', ' + fmtBytes(f.bytes) + ' in the backup)';
+      li.querySelector('progress').max = f.chunks || 1;
+      li.querySelector('progress').setAttribute('aria-label', 'Progress of ' + f.download);
+      li.querySelector('.state').textContent = 'waiting';
+      el.progress.appendChild(li);
+      files.set(f.id, Object.assign({ li, final: false }, f));
+    }
+    for (const f of m.failed) markQubeFailed(f.qube);
+    stats.workers = m.workers;
+    el.stepProgress.scrollIntoView({ block: 'nearest' });
+  }
+
+  function fileState(id, cls, text) {
+    const f = files.get(id);
+    if (!f) return;
+    const s = f.li.querySelector('.state');
+    s.className = 'state ' + (cls === 'working' ? '' : cls);
+    s.textContent = cls === 'ok' ? 'done' : cls === 'err' ? 'not restored' : 'working';
+    if (cls === 'err') f.final = true;
+    if (text) f.li.querySelector('.figures').textContent = text;
+  }
+
+  function onProgress(m) {
+    const f = files.get(m.id);
+    if (!f) return;
+    f.li.querySelector('progress').value = m.done;
+    const secs = m.elapsedMs / 1000;
+    const rate = secs > 0 ? m.bytesDone / secs : 0;
+    const left = rate > 0 ? (m.bytesTotal - m.bytesDone) / rate * 1000 : 0;
+    f.li.querySelector('.figures').textContent = m.done + ' / ' + m.total + ' chunks · ' + (rate / 1e6).toFixed(1) + ' MB/s · ' +
+      fmtTime(m.elapsedMs) + ' elapsed' + (m.done < m.total ? ' · about ' + fmtTime(left) + ' left' : '');
+  }
+
+  function download(blob, name) {
+    const url = URL.createObjectURL(blob);
+    objectUrls.push(url);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    a.hidden = true;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    return url;
+  }
+
+  function onFileDone(m) {
+    const f = files.get(m.id);
+    if (f) {
+      f.final = true;
+      f.li.querySelector('progress').value = f.li.querySelector('progress').max;
+      fileState(m.id, 'ok');
+      f.li.querySelector('.figures').textContent = (m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
+        (m.stored < m.size ? ' (' + fmtBytes(m.stored) + ' of data, the rest is empty space)' : '') + ' in ' + fmtTime(m.elapsedMs) + '.';
+    }
+    if (!m.blob && !m.savedToDisk) return; // verify only
+    el.results.hidden = false;
+    const li = document.createElement('li');
+    if (m.blob) {
+      const url = download(m.blob, m.download);
+      const a = document.createElement('a');
+      a.href = url; a.download = m.download; a.textContent = m.download;
+      li.appendChild(a);
+    } else {
+      li.textContent = m.download + ' (saved in the folder you chose)';
+    }
+    li.appendChild(document.createTextNode(' — ' + fmtBytes(m.size)));
+    el.resultList.appendChild(li);
+  }
+
+  function markQubeFailed(qube) {
+    for (const tr of el.rows.children) if (tr.dataset.qube === qube) tr.classList.add('failed');
+  }
+
+  function onFileFailed(m) {
+    const f = files.get(m.id);
+    markQubeFailed(m.qube);
+    if (!f) return;
+    fileState(m.id, 'err', '');
+    const p = f.li.querySelector('.err-text');
+    p.hidden = false;
+    p.textContent = sentence(m.err.message);
+  }
+
+  function onFinished(m) {
+    setBusy(false);
+    stats.lastRun = m.stats || null;
+    const errs = m.errors || [];
+    const n = [...files.values()].filter((f) => f.li.querySelector('.state').classList.contains('ok')).length;
+    const what = m.verifyOnly ? 'verified' : 'restored';
+    if (!errs.length) {
+      setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + (m.verifyOnly ? ', all intact.' :
+        '. If the browser asked whether this page may download several files, allow it.'));
+    } else {
+      const first = errs[0];
+      const failedQubes = [...new Set(errs.map((e) => e.qube))];
+      setStatus('error', 'Finished with errors: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + '; ' +
+        failedQubes.join(', ') + ' could not be ' + what + '. ' + sentence(first.message), first.class);
+    }
+  }
+
+  boot();
+})();

@@ -130,7 +130,7 @@ struct Passthrough;
 
 impl Decoder for Passthrough {
     fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        input.chunks(OUT_PIECE).try_for_each(|piece| out(piece))
+        input.chunks(OUT_PIECE).try_for_each(out)
     }
 
     fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {

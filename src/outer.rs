@@ -190,6 +190,18 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
     Ok(members)
 }
 
+/// Whether the file ends with a whole archive: the last member's data, then at least
+/// the two zero blocks of an end-of-archive marker (Qubes pads each archive to 10240).
+pub fn ends_cleanly(src: &(impl ReadAt + ?Sized), members: &[Member]) -> bool {
+    let Some(last) = members.last() else { return false };
+    if last.cut {
+        return false;
+    }
+    let end = last.offset + last.size.div_ceil(BLOCK) * BLOCK;
+    let mut marker = [0u8; 2 * BLOCK as usize];
+    src.len() >= end + 2 * BLOCK && src.read_at(end, &mut marker).is_ok() && is_zero(&marker)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +248,14 @@ mod tests {
         assert!(!m[0].cut);
         assert!(m[1].cut);
         assert!(matches!(m[1].read(&b, MAX_MEMBER), Err(Error::Truncated { .. })));
+    }
+
+    #[test]
+    fn a_file_cut_inside_the_last_archive_does_not_end_cleanly() {
+        let b = archive("a.000.enc", b"x");
+        assert!(ends_cleanly(&b, &index(&b).unwrap()));
+        let cut = b[..600].to_vec();
+        assert!(!ends_cleanly(&cut, &index(&cut).unwrap()));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::sink::{MemorySink, VolumeSink};
 /// `backup-header` and its copy are tiny; Qubes caps the copy at 4096 bytes.
 const MAX_HEADER: u64 = 4096;
 /// Qubes fetches `qubes.xml.000.enc` with a 1 MiB budget.
-const MAX_QUBES_XML_CHUNK: u64 = 1 << 20;
+const MAX_QUBES_XML: u64 = 1 << 20;
 /// A non-final chunk larger than Qubes' 100 MiB is refused.
 pub const MAX_CHUNK_PLAINTEXT: u64 = 100 * 1024 * 1024;
 
@@ -28,6 +28,7 @@ pub struct Backup<R: ReadAt> {
     qubes: Vec<Qube>,
     passphrase: Vec<u8>,
     limits: Limits,
+    complete: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,80 @@ fn split_chunk_name(name: &str) -> Option<(&str, usize)> {
     Some((base, digits.parse().ok()?))
 }
 
+/// The passphrase was already proven right by `backup-header`, so a chunk whose
+/// header MAC fails was altered, renamed, or comes from another file or backup: say
+/// so, instead of the misleading "passphrase is incorrect" `scrypt dec` prints.
+pub fn chunk_error(e: Error) -> Error {
+    match e {
+        Error::WrongPassphrase { member } => {
+            Error::tampered(member, "scrypt header MAC (the chunk was altered, renamed, or belongs to another file or backup)")
+        }
+        other => other,
+    }
+}
+
+/// Groups the chunks stored under `path` into files, each a contiguous sequence
+/// `.000, .001, …` with no gap or duplicate and equal-sized non-final chunks.
+/// `whole`: the chunks of `path` itself form one file of that kind (dom0's home,
+/// qubes.xml); otherwise every `path/<name>.NNN.enc` is a file of the folder `path`.
+fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Result<Vec<StoredFile>> {
+    let mut files: Vec<StoredFile> = Vec::new();
+    let mut indices: Vec<Vec<usize>> = Vec::new();
+    for m in members {
+        let ours = match m.name.strip_prefix(path) {
+            Some(rest) if whole.is_some() => rest.starts_with('.'),
+            Some(rest) => rest.strip_prefix('/').is_some_and(|r| !r.contains('/')),
+            None => false,
+        };
+        if !ours {
+            continue; // another qube's, or not listed in qubes.xml: never touched
+        }
+        let (base, index) = split_chunk_name(&m.name)
+            .filter(|(b, _)| if whole.is_some() { *b == path } else { b.len() > path.len() + 1 })
+            .ok_or_else(|| Error::tampered(&m.name, "member name (format 4 chunks are named <file>.NNN.enc)"))?;
+        let at = match files.iter().position(|f| f.path == base) {
+            Some(at) => at,
+            None => {
+                let name = base.rsplit('/').next().unwrap_or(base).to_string();
+                let kind = if let Some(kind) = whole {
+                    kind
+                } else if name.ends_with(".img") {
+                    FileKind::Volume
+                } else {
+                    FileKind::Small
+                };
+                files.push(StoredFile { path: base.to_string(), name, kind, chunks: Vec::new() });
+                indices.push(Vec::new());
+                files.len() - 1
+            }
+        };
+        files[at].chunks.push(m.clone());
+        indices[at].push(index);
+    }
+    for (file, idx) in files.iter_mut().zip(indices) {
+        let mut order: Vec<(usize, Member)> = idx.into_iter().zip(file.chunks.drain(..)).collect();
+        order.sort_by_key(|(i, _)| *i);
+        for (want, (got, m)) in order.iter().enumerate() {
+            if *got < want {
+                return Err(Error::tampered(&m.name, "chunk sequence (duplicate chunk)"));
+            }
+            if *got > want {
+                return Err(Error::tampered(&m.name, format!("chunk sequence (chunk .{want:03} is missing before it)")));
+            }
+        }
+        file.chunks = order.into_iter().map(|(_, m)| m).collect();
+        let first = file.chunks[0].size;
+        let non_final = &file.chunks[..file.chunks.len() - 1];
+        if let Some(odd) = non_final.iter().find(|c| c.size != first) {
+            return Err(Error::tampered(&odd.name, "chunk sequence (chunks of one file have one size)"));
+        }
+        if first > MAX_CHUNK_PLAINTEXT + container::OVERHEAD as u64 {
+            return Err(Error::tampered(&file.chunks[0].name, "chunk size"));
+        }
+    }
+    Ok(files)
+}
+
 impl<R: ReadAt> Backup<R> {
     /// Indexes the outer archive, authenticates `backup-header` (one KDF: a wrong
     /// passphrase is reported here, before any chunk is touched) and lists the qubes.
@@ -119,25 +194,27 @@ impl<R: ReadAt> Backup<R> {
         }
         let header = header::parse(&authentic)?;
         let compression = Compression::from_header(header.compressed, header.compression_filter.as_deref())?;
-        let mut backup = Backup { src, members, header, compression, qubes: Vec::new(), passphrase: passphrase.to_vec(), limits: *limits };
+        let complete = outer::ends_cleanly(&src, &members);
+        let mut backup =
+            Backup { src, members, header, compression, qubes: Vec::new(), passphrase: passphrase.to_vec(), limits: *limits, complete };
         backup.qubes = backup.read_qubes_xml()?;
         Ok(backup)
     }
 
     fn read_qubes_xml(&self) -> Result<Vec<Qube>> {
-        let chunk = find_one(&self.members, "qubes.xml.000.enc")?
+        // Qubes reads only `qubes.xml.000.enc`; a qubes.xml split over several (small)
+        // chunks is accepted too, within the same 1 MiB budget.
+        let file = sequences(&self.members, "qubes.xml", Some(FileKind::Small))?
+            .pop()
             .ok_or_else(|| Error::truncated("qubes.xml.000.enc", "missing from the backup"))?;
-        if find_one(&self.members, "qubes.xml.001.enc")?.is_some() {
-            return Err(Error::unsupported("a qubes.xml larger than one chunk"));
+        if file.encrypted_size() > MAX_QUBES_XML {
+            return Err(Error::unsupported(format!("a qubes.xml of {} bytes (Qubes reads at most 1 MiB)", file.encrypted_size())));
         }
-        if chunk.size > MAX_QUBES_XML_CHUNK {
-            return Err(Error::unsupported(format!("a qubes.xml chunk of {} bytes (Qubes writes at most 1 MiB)", chunk.size)));
-        }
-        let file = StoredFile { path: "qubes.xml".into(), name: "qubes.xml".into(), kind: FileKind::Small, chunks: vec![chunk.clone()] };
-        let plaintext = self.open_chunk(chunk)?;
         let mut xml = MemorySink::with_cap(qubes_xml::MAX_XML);
         let mut restore = FileRestore::new(&file, self.compression, Target::Volume(Box::new(&mut xml)));
-        restore.push(&plaintext)?;
+        for chunk in &file.chunks {
+            restore.push(&self.open_chunk(chunk)?)?;
+        }
         restore.finish()?;
         qubes_xml::parse(&xml.data)
     }
@@ -176,7 +253,7 @@ impl<R: ReadAt> Backup<R> {
     /// Reads one chunk, authenticates it whole and decrypts it.
     pub fn open_chunk(&self, chunk: &Member) -> Result<Vec<u8>> {
         let bytes = chunk.read(&self.src, outer::MAX_MEMBER)?;
-        container::open(&chunk.name, &self.chunk_passphrase(chunk), bytes, &self.limits)
+        container::open(&chunk.name, &self.chunk_passphrase(chunk), bytes, &self.limits).map_err(chunk_error)
     }
 
     /// The qube's stored files in backup order, each a contiguous chunk sequence
@@ -187,68 +264,31 @@ impl<R: ReadAt> Backup<R> {
         if path.is_empty() || path.starts_with('/') || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
             return Err(Error::unsafe_path(&qube.backup_path, "a backup-path must be a plain relative path"));
         }
-        let home = qube.class == "AdminVM";
-        let mut files: Vec<StoredFile> = Vec::new();
-        let mut indices: Vec<Vec<usize>> = Vec::new();
-        for m in &self.members {
-            let ours = match m.name.strip_prefix(path) {
-                Some(rest) if home => rest.starts_with('.'),
-                Some(rest) => rest.strip_prefix('/').is_some_and(|r| !r.contains('/')),
-                None => false,
-            };
-            if !ours {
-                continue; // another qube's, or not listed in qubes.xml: never touched
-            }
-            let (base, index) = split_chunk_name(&m.name)
-                .filter(|(b, _)| if home { *b == path } else { b.len() > path.len() + 1 })
-                .ok_or_else(|| Error::tampered(&m.name, "member name (format 4 chunks are named <file>.NNN.enc)"))?;
-            let at = match files.iter().position(|f| f.path == base) {
-                Some(at) => at,
-                None => {
-                    let name = base.rsplit('/').next().unwrap_or(base).to_string();
-                    let kind = if home {
-                        FileKind::Home
-                    } else if name.ends_with(".img") {
-                        FileKind::Volume
-                    } else {
-                        FileKind::Small
-                    };
-                    files.push(StoredFile { path: base.to_string(), name, kind, chunks: Vec::new() });
-                    indices.push(Vec::new());
-                    files.len() - 1
-                }
-            };
-            files[at].chunks.push(m.clone());
-            indices[at].push(index);
-        }
-        for (file, idx) in files.iter_mut().zip(indices) {
-            let mut order: Vec<(usize, Member)> = idx.into_iter().zip(file.chunks.drain(..)).collect();
-            order.sort_by_key(|(i, _)| *i);
-            for (want, (got, m)) in order.iter().enumerate() {
-                if *got < want {
-                    return Err(Error::tampered(&m.name, "chunk sequence (duplicate chunk)"));
-                }
-                if *got > want {
-                    return Err(Error::tampered(&m.name, format!("chunk sequence (chunk .{want:03} is missing before it)")));
-                }
-            }
-            file.chunks = order.into_iter().map(|(_, m)| m).collect();
-            let first = file.chunks[0].size;
-            let non_final = &file.chunks[..file.chunks.len() - 1];
-            if let Some(odd) = non_final.iter().find(|c| c.size != first) {
-                return Err(Error::tampered(&odd.name, "chunk sequence (chunks of one file have one size)"));
-            }
-            if first > MAX_CHUNK_PLAINTEXT + container::OVERHEAD as u64 {
-                return Err(Error::tampered(&file.chunks[0].name, "chunk size"));
-            }
-        }
-        Ok(files)
+        let whole = (qube.class == "AdminVM").then_some(FileKind::Home);
+        sequences(&self.members, path, whole)
     }
 
-    /// Volumes qubes.xml says were saved but that are not in the backup.
-    pub fn missing_volumes(&self, qube: &str, files: &[StoredFile]) -> Result<Vec<String>> {
-        let qube = self.qube(qube)?;
-        Ok(qube.volumes.iter().filter(|v| !files.iter().any(|f| &f.name == *v)).cloned().collect())
+    /// What qubes.xml promises for `qube` but the backup does not hold: its saved
+    /// volumes, or anything at all (Qubes stores at least an `empty` file per qube).
+    /// A backup cut short loses its last files whole, and this is how that shows.
+    pub fn missing(&self, qube: &str, files: &[StoredFile]) -> Result<Vec<Error>> {
+        let q = self.qube(qube)?;
+        let mut missing: Vec<Error> = q
+            .volumes
+            .iter()
+            .filter(|v| !files.iter().any(|f| &f.name == *v))
+            .map(|v| Error::truncated(format!("{}{v}", q.backup_path.trim_end_matches('/').to_string() + "/"), "qubes.xml lists it, the backup does not hold it"))
+            .collect();
+        if files.is_empty() && missing.is_empty() {
+            missing.push(Error::truncated(&q.backup_path, format!("qubes.xml lists {qube}, the backup holds none of its files")));
+        }
+        Ok(missing)
+    }
+
+    /// The backup file ends with a complete archive (false: it was cut short, and
+    /// files after the cut are missing whole).
+    pub fn complete(&self) -> bool {
+        self.complete
     }
 }
 

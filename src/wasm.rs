@@ -12,10 +12,11 @@
 use crate::container::{self, Header, Keys, Limits};
 use crate::error::{Error, Result};
 use crate::read_at::ReadAt;
-use crate::restore::{Backup, FileKind, FileRestore, StoredFile, Target};
+use crate::restore::{Backup, FileKind, FileReport, FileRestore, StoredFile, Target};
 use crate::sink::VolumeSink;
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde_json::json;
+use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, FileReaderSync};
 
@@ -65,16 +66,40 @@ fn keys_from(bytes: &[u8]) -> Result<Keys> {
 // ------------------------------------------------------------------------------------- input
 
 /// Random access to a `Blob` (a picked `File`, or the demo backup) in a worker.
+///
+/// Each `FileReaderSync` call costs milliseconds whatever its size, and indexing reads a few
+/// small headers per member, so small reads go through a read-ahead window.
 pub struct BlobSource {
     blob: Blob,
     len: u64,
     reader: FileReaderSync,
+    window: RefCell<(u64, Vec<u8>)>,
 }
+
+/// Reads up to this size are served from (and refill) the window.
+const WINDOW: u64 = 64 * 1024;
 
 impl BlobSource {
     pub fn new(blob: Blob) -> Result<BlobSource> {
         let reader = FileReaderSync::new().map_err(|e| js_io("FileReaderSync (this must run in a worker)", e))?;
-        Ok(BlobSource { len: blob.size() as u64, blob, reader })
+        Ok(BlobSource { len: blob.size() as u64, blob, reader, window: RefCell::new((0, Vec::new())) })
+    }
+
+    fn read_direct(&self, offset: u64, end: u64, buf: &mut [u8]) -> Result<()> {
+        let slice = self
+            .blob
+            .slice_with_f64_and_f64(offset as f64, end as f64)
+            .map_err(|e| js_io("reading the backup", e))?;
+        let data = self.reader.read_as_array_buffer(&slice).map_err(|e| js_io("reading the backup", e))?;
+        let data = Uint8Array::new(&data);
+        if data.length() as usize != buf.len() {
+            return Err(Error::truncated(
+                "backup file",
+                format!("read {} of {} bytes at offset {offset}; it changed since it was picked", data.length(), buf.len()),
+            ));
+        }
+        data.copy_to(buf);
+        Ok(())
     }
 }
 
@@ -90,19 +115,19 @@ impl ReadAt for BlobSource {
         if buf.is_empty() {
             return Ok(());
         }
-        let slice = self
-            .blob
-            .slice_with_f64_and_f64(offset as f64, end as f64)
-            .map_err(|e| js_io("reading the backup", e))?;
-        let data = self.reader.read_as_array_buffer(&slice).map_err(|e| js_io("reading the backup", e))?;
-        let data = Uint8Array::new(&data);
-        if data.length() as usize != buf.len() {
-            return Err(Error::truncated(
-                "backup file",
-                format!("read {} of {} bytes at offset {offset}; it changed since it was picked", data.length(), buf.len()),
-            ));
+        if buf.len() as u64 > WINDOW {
+            return self.read_direct(offset, end, buf);
         }
-        data.copy_to(buf);
+        let mut window = self.window.borrow_mut();
+        let (start, data) = &mut *window;
+        if offset < *start || end > *start + data.len() as u64 {
+            let wend = (offset + WINDOW).min(self.len);
+            data.resize((wend - offset) as usize, 0);
+            self.read_direct(offset, wend, data)?;
+            *start = offset;
+        }
+        let at = (offset - *start) as usize;
+        buf.copy_from_slice(&data[at..at + buf.len()]);
         Ok(())
     }
 }
@@ -217,6 +242,34 @@ impl BackupHandle {
         };
         Ok(Restorer { inner: Some(FileRestore::new(file, self.backup.compression(), target)) })
     }
+
+    /// Restores the file `path` of `qube` right here, chunk workers bypassed (one KDF per chunk in
+    /// this worker): for a small "file" that turned out to be a folder (R4.0's `apps.templates`),
+    /// saved with `raw` as its tar stream. Returns the report like [`Restorer::finish`].
+    pub fn restore_here(&self, qube: &str, path: &str, raw: bool, sink: JsValue) -> Result<JsValue, JsValue> {
+        let files = self.backup.files(qube).map_err(to_js)?;
+        let file = files
+            .iter()
+            .find(|f| f.path == path)
+            .ok_or_else(|| to_js(Error::NotFound { what: format!("{path} of qube {qube}") }))?;
+        let sink: Box<dyn VolumeSink> = Box::new(JsSink::new(sink).map_err(to_js)?);
+        let target = if raw { Target::Raw(sink) } else { Target::Volume(sink) };
+        let mut restore = FileRestore::new(file, self.backup.compression(), target);
+        for chunk in &file.chunks {
+            let plaintext = self.backup.open_chunk(chunk).map_err(to_js)?;
+            restore.push(&plaintext).map_err(to_js)?;
+        }
+        restore.finish().map(report).map_err(to_js)
+    }
+}
+
+/// `{size, stored, tree}` for JS.
+fn report(r: FileReport) -> JsValue {
+    let o = Object::new();
+    let _ = Reflect::set(&o, &"size".into(), &JsValue::from_f64(r.size as f64));
+    let _ = Reflect::set(&o, &"stored".into(), &JsValue::from_f64(r.stored as f64));
+    let _ = Reflect::set(&o, &"tree".into(), &JsValue::from_bool(r.tree));
+    o.into()
 }
 
 /// One file being restored: verified chunk plaintexts are pushed in order, then `finish`.
@@ -233,14 +286,11 @@ impl Restorer {
         r.push(plaintext).map_err(to_js)
     }
 
-    /// Ends the stream (decompressor and inner tar must be complete): `{size, stored}`.
+    /// Ends the stream (decompressor and inner tar must be complete): `{size, stored, tree}`;
+    /// `tree`: the file was a folder, checked but not written (see `BackupHandle::restore_here`).
     pub fn finish(&mut self) -> Result<JsValue, JsValue> {
         let r = self.inner.take().ok_or_else(|| to_js(Error::Io("internal: finish twice".into())))?;
-        let report = r.finish().map_err(to_js)?;
-        let o = Object::new();
-        let _ = Reflect::set(&o, &"size".into(), &JsValue::from_f64(report.size as f64));
-        let _ = Reflect::set(&o, &"stored".into(), &JsValue::from_f64(report.stored as f64));
-        Ok(o.into())
+        r.finish().map(report).map_err(to_js)
     }
 }
 

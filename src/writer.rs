@@ -98,8 +98,14 @@ pub enum HomeEntry {
 
 enum Member {
     /// An inner tar stream: compressed, chunked and encrypted at `finish`.
-    Stream { path: String, tar: Vec<u8> },
-    Raw { name: String, data: Vec<u8> },
+    Stream {
+        path: String,
+        tar: Vec<u8>,
+    },
+    Raw {
+        name: String,
+        data: Vec<u8>,
+    },
 }
 
 /// Builds a format-4 backup in memory. Members come out in call order after the two header
@@ -231,7 +237,8 @@ impl BackupWriter {
                     // exact positive multiple gets one more, empty, chunk (§2.3).
                     let count = stream.len() / self.chunk_size + 1;
                     for i in 0..count {
-                        let piece = &stream[(i * self.chunk_size).min(stream.len())..((i + 1) * self.chunk_size).min(stream.len())];
+                        let piece = &stream
+                            [(i * self.chunk_size).min(stream.len())..((i + 1) * self.chunk_size).min(stream.len())];
                         let rel = format!("{path}.{i:03}");
                         let mut pass = format!("{}!{rel}!", self.backup_id).into_bytes();
                         pass.extend_from_slice(&self.passphrase);
@@ -272,7 +279,8 @@ pub fn compress(c: Compression, data: &[u8]) -> Vec<u8> {
             e.finish().expect("in memory")
         }
         Compression::Xz => {
-            let mut e = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(6)).expect("xz options");
+            let mut e =
+                lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(6)).expect("xz options");
             e.write_all(data).expect("in memory");
             e.finish().expect("in memory")
         }
@@ -472,7 +480,8 @@ pub fn tarwriter_sparse_map(image: &Image) -> Vec<(u64, u64)> {
     data_blocks
 }
 
-/// Python `tarfile._create_header` (Python ≤ 3.11, as in R4.1/R4.2 dom0: device fields "0").
+/// Python `tarfile._create_header` as in current CPython (3.11.4+, R4.2/R4.3 dom0): device
+/// fields of non-devices are left NUL (Python 3.8 of R4.1 wrote "0000000\0" there).
 fn python_header(name: &str, mode: u32, size: u64, typeflag: u8) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     put_str(&mut h[0..100], name.as_bytes());
@@ -484,14 +493,12 @@ fn python_header(name: &str, mode: u32, size: u64, typeflag: u8) -> [u8; BLOCK] 
     h[156] = typeflag;
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
-    put_octal(&mut h[329..337], 0);
-    put_octal(&mut h[337..345], 0);
     put_checksum(&mut h);
     h
 }
 
 /// The pax header, ustar header and NUL-padded map text of a tarwriter member.
-pub fn pax10_headers(path: &str, map: &[(u64, u64)], pid: u32) -> Vec<u8> {
+fn pax10_headers(path: &str, map: &[(u64, u64)], pid: u32) -> Vec<u8> {
     let realsize = map.last().map_or(0, |&(o, l)| o + l);
     let mut map_txt = format!("{}\n", map.len());
     for (o, l) in map {
@@ -557,7 +564,17 @@ impl GnuEntry {
     }
     /// An entry of the dom0 user's home (uid 1000).
     fn home(mode: u32, size: u64, mtime: u64, typeflag: u8) -> GnuEntry {
-        GnuEntry { mode, uid: 1000, gid: 1000, uname: b"user", gname: b"user", size, mtime, typeflag, linkname: Vec::new() }
+        GnuEntry {
+            mode,
+            uid: 1000,
+            gid: 1000,
+            uname: b"user",
+            gname: b"user",
+            size,
+            mtime,
+            typeflag,
+            linkname: Vec::new(),
+        }
     }
 }
 
@@ -611,8 +628,10 @@ fn gnu_finish(out: &mut Vec<u8>) {
 }
 
 /// The map `sparse_scan_file_seek` would find on a 4096-byte-block filesystem where exactly
-/// the runs were written: runs widened to whole blocks, clipped at the size, merged, plus
-/// `(size, 0)` when the file ends in a hole. `None` when nothing is a hole (not sparse → '0').
+/// the runs were written: runs widened to whole blocks, clipped at the size, merged, and then
+/// **always** `(size, 0)`: the final SEEK_DATA at the end fails with ENXIO, which GNU tar
+/// records as an empty last segment even when the file ends in data. `None` when nothing is a
+/// hole (ST_IS_SPARSE false → a plain '0' member).
 pub fn gnu_seek_sparse_map(image: &Image) -> Option<Vec<(u64, u64)>> {
     let mut map: Vec<(u64, u64)> = Vec::new();
     for (off, len) in image.sorted_runs() {
@@ -625,13 +644,10 @@ pub fn gnu_seek_sparse_map(image: &Image) -> Option<Vec<(u64, u64)>> {
     }
     let allocated: u64 = map.iter().map(|&(_, l)| l).sum();
     // ST_IS_SPARSE: fewer 512-byte blocks allocated than the size needs.
-    if image.size > 0 && allocated.div_ceil(FS_BLOCK) * (FS_BLOCK / 512) >= image.size.div_ceil(512) {
+    if allocated.div_ceil(FS_BLOCK) * (FS_BLOCK / 512) >= image.size.div_ceil(512) {
         return None;
     }
-    match map.last() {
-        Some(&(o, l)) if o + l == image.size => {}
-        _ => map.push((image.size, 0)),
-    }
+    map.push((image.size, 0));
     Some(map)
 }
 
@@ -738,9 +754,11 @@ mod tests {
     }
 
     #[test]
-    fn gnu_map_widens_runs_to_filesystem_blocks_and_ends_with_the_hole() {
+    fn gnu_map_widens_runs_to_filesystem_blocks_and_always_ends_with_an_empty_entry() {
         let map = gnu_seek_sparse_map(&img(1 << 20, &[(5000, &[1; 10]), (8190, &[0; 4])])).unwrap();
         assert_eq!(map, vec![(4096, 8192), (1 << 20, 0)]);
+        let ends_in_data = gnu_seek_sparse_map(&img(1 << 20, &[((1 << 20) - 10, &[1; 10])])).unwrap();
+        assert_eq!(ends_in_data, vec![((1 << 20) - 4096, 4096), (1 << 20, 0)]);
         assert_eq!(gnu_seek_sparse_map(&img(6000, &[(0, &[1; 6000])])), None);
     }
 

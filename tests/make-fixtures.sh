@@ -6,9 +6,11 @@
 # Qubes test-suite fixtures into tests/fixtures/.  Needs: scrypt >= 1.3, GNU tar, gzip, bzip2,
 # xz (+lzma), zstd, mke2fs (e2fsprogs >= 1.43 for -d), e2fsck, sgdisk, python3.
 #
-# Usage: tests/make-fixtures.sh            (re-runnable; everything is rebuilt; ~30 s)
+# Usage: tests/make-fixtures.sh            (re-runnable; everything is rebuilt)
 #        FIXTURES="demo.bin xz.bin" tests/make-fixtures.sh   (rebuild only these; manifest entries
 #                                            of the others are kept)
+#        tests/make-fixtures.sh --helper CMD ARGS…   (run the embedded Python helper only; used by
+#                                            bench/make-bench-backup.sh: qubes-xml, entry, combine, …)
 #
 # ── manifest.json schema (version 1) ─────────────────────────────────────────────────────────
 # {
@@ -41,13 +43,16 @@
 #           "encoding": "pax-sparse-1.0" | "gnu-old-sparse" | "gnu",    # files only: inner tar flavour
 #           "chunks": 3,                   # outer chunks of this backed-up file (not for home entries)
 #           "size": 67108864,              # file: apparent size in bytes
-#           "sha256": "...",               # file: of the full (apparent) content
+#           "sha256": "...",               # file: of the full (apparent) content; OMITTED for
+#                                          #  images > 1 GiB (use runs: hashing GiBs of zeros is slow)
 #           "data_bytes": 123, "runs": [ {"offset": 0, "length": 4096, "sha256": "..."}, ...],
 #                                          # volumes: maximal runs of non-zero 512-byte blocks
 #                                          #  (= the tarwriter sparse map without the final (size,0));
 #                                          #  every byte outside the runs is zero.  For huge images
 #                                          #  check runs + zeros instead of hashing everything.
 #           "mode": "0644",                # home entries: permission bits
+#           "hardlinks": ["home/user/.bashrc", "home/user/.bashrc-hardlink"],   # files that are one
+#                                          #  inode (GNU tar stores all but one as '1' members)
 #           "target": "dom0-home/user-notes.txt",  # symlink: target AS STORED (see below)
 #           "target_original": "user-notes.txt",   # symlink: target in the source tree, if different
 #           "fs": {"type": "ext4"|"gpt+ext4", "files": [...]}   # informative: what the image holds
@@ -74,7 +79,7 @@ cleanup() { qb__cleanup; rm -rf -- "$WORK"; }
 trap cleanup EXIT
 SRC=$WORK/src
 PARTS=$WORK/parts
-mkdir -p "$SRC" "$PARTS" "$MADE"
+mkdir -p "$SRC" "$PARTS"
 export QB_LOG=$WORK/chunks.log
 start=$SECONDS
 
@@ -141,6 +146,7 @@ def sha256_file(path):
     return h.hexdigest()
 
 CACHE = {}
+FULL_HASH_MAX = 1 << 30        # bigger images: no whole-file sha256 (hashing GiBs of holes is slow)
 def cache_load(p):
     global CACHE
     if os.path.exists(p):
@@ -153,8 +159,9 @@ def image_info(path):
     key = '%s:%d:%d' % (os.path.realpath(path), st.st_size, st.st_mtime_ns)
     if key not in CACHE:
         size, runs = runs_of(path)
-        CACHE[key] = {'size': size, 'sha256': sha256_file(path),
-                      'data_bytes': sum(r['length'] for r in runs), 'runs': runs}
+        CACHE[key] = {'size': size, 'data_bytes': sum(r['length'] for r in runs), 'runs': runs}
+        if size <= FULL_HASH_MAX:
+            CACHE[key]['sha256'] = sha256_file(path)
     return CACHE[key]
 
 def disk_usage(path):                     # qubes.storage.file.get_disk_usage
@@ -320,8 +327,15 @@ def home_entries(user, d):
             return
         else:
             e.update(type='file', size=st.st_size, sha256=sha256_file(p))
+            if st.st_nlink > 1:
+                e['hardlinks'] = st.st_nlink
+                inodes.setdefault(st.st_ino, []).append(e)
         ents.append(e)
+    inodes = {}
     walk(d, '')
+    for group in inodes.values():                # all names of one inode (links inside the home)
+        for e in group:
+            e['hardlinks'] = sorted(x['path'] for x in group)
     return ents
 
 def outer_members(path):
@@ -365,8 +379,10 @@ def manifest_entry(spec_path, bin_path, meta_path, xml_path):
             info = image_info(img)
             f = {'path': name, 'archive_name': arch, 'role': 'volume', 'type': 'file',
                  'encoding': {'pax': 'pax-sparse-1.0', 'gnu': 'gnu-old-sparse'}[r[4]],
-                 'chunks': chunks(arch), 'size': info['size'], 'sha256': info['sha256'],
-                 'data_bytes': info['data_bytes'], 'runs': info['runs']}
+                 'chunks': chunks(arch), 'size': info['size']}
+            if 'sha256' in info:
+                f['sha256'] = info['sha256']
+            f.update(data_bytes=info['data_bytes'], runs=info['runs'])
             if len(r) > 5 and r[5]:
                 f['fs'] = json.loads(r[5])
             q['files'].append(f)
@@ -449,9 +465,14 @@ if __name__ == '__main__':
         backups.sort(key=lambda e: order.index(e['file']) if e['file'] in order else 999)
         tools = json.loads(os.environ.get('TOOLS', '{}'))
         m = {'schema': 1, 'generator': 'tests/make-fixtures.sh', 'tools': tools, 'backups': backups}
+        txt = json.dumps(m, ensure_ascii=False, indent=1)
+        # flat objects (members, runs, home entries) on one line each
+        txt = re.sub(r'\{\n\s+([^{}\[\]]*?)\n\s*\}',
+                     lambda mo: '{' + ' '.join(l.strip() for l in mo.group(1).split('\n')) + '}', txt)
+        txt = re.sub(r'\[\n\s+([^{}\[\]]*?)\n\s*\]',
+                     lambda mo: '[' + ' '.join(l.strip() for l in mo.group(1).split('\n')) + ']', txt)
         with open(out, 'w') as f:
-            json.dump(m, f, ensure_ascii=False, indent=1)
-            f.write('\n')
+            f.write(txt + '\n')
     elif cmd == 'png':
         png(sys.argv[2], seed=int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     elif cmd == 'random':                    # deterministic pseudo-random bytes: random N SEED
@@ -462,6 +483,8 @@ if __name__ == '__main__':
         sys.exit('unknown command ' + cmd)
 PY
 helper() { python3 "$HELPER" "$@"; }
+if [[ ${1:-} == --helper ]]; then shift; helper "$@"; exit; fi
+mkdir -p "$MADE"
 
 # ───────────────────────────── source material ─────────────────────────────
 export E2FSPROGS_FAKE_TIME=1718000000      # reproducible ext4 timestamps
@@ -552,12 +575,16 @@ printf 'UTF-8 name\n' > "$H/Documents/résumé ✓.txt"
 : > "$H/Documents/empty-file"
 printf '#!/bin/sh\necho backup\n' > "$H/run-backup.sh"; chmod 755 "$H/run-backup.sh"
 printf 'notes of user\n' > "$H/user-notes.txt"
-helper random 90000 17 > "$H/Pictures/noise.raw"
+helper random 30000 17 > "$H/Pictures/noise.raw"
 helper png "$H/Pictures/sunset.png" 3
 ln -s ../Documents/deep/er/est/file.txt "$H/Pictures/link-to-file"
 ln -s user-notes.txt "$H/notes-link"                       # target rewritten by Qubes' --xform
 ln -s /etc/qubes-release "$H/absolute-link"
 ln -s "odd name  with   spaces & (parens).txt" "$H/Documents/odd-link"
+LONG=Documents/deep/er/est/a-file-name-that-is-long-enough-to-need-a-GNU-long-name-header-in-the-tar-stream.txt
+printf 'path > 100 bytes: GNU tar writes an L (long name) header\n' > "$H/$LONG"
+ln -s "../Documents/deep/er/est/a-file-name-that-is-long-enough-to-need-a-GNU-long-name-header-in-the-tar-stream.txt" "$H/Documents/long-target-link"
+ln "$H/.bashrc" "$H/.bashrc-hardlink"                      # GNU tar: second one is a '1' member
 find "$H" -exec touch -h -d '2024-03-15 10:00:00 UTC' {} +
 
 # ───────────────────────────── backup builder ─────────────────────────────
@@ -615,9 +642,10 @@ for enc in pax gnu; do
     if [[ $enc == pax ]]; then f=gzip-pax.bin; pw='correct horse battery stäple'; id=20240315T101500-4242; pool=lvm
     else f=gzip-gnu.bin; pw='pa$$!word "quoted" \back'; id=20240315T101501-4243; pool=file; fi
     want "$f" || continue
-    new_backup "$f" "$pw" "$id" gzip 65536 \
-        "AppVM work (ext4 private.img, firewall.xml, notes.txt), StandaloneVM standalone (GPT root.img + ext4 private.img), dom0 home; volumes as $enc" \
-        gzip multi-chunk "$( [[ $enc == pax ]] && echo pax-sparse || echo gnu-old-sparse)" ext4 gpt firewall notes dom0-home utf8-passphrase
+    new_backup "$f" "$pw" "$id" gzip 16384 \
+        "AppVM work (ext4 private.img, firewall.xml, notes.txt), StandaloneVM standalone (GPT root.img + ext4 private.img), dom0 home (long names, hard link, symlinks); 16 KiB chunks; volumes as $enc" \
+        gzip multi-chunk "$( [[ $enc == pax ]] && echo pax-sparse || echo gnu-old-sparse)" ext4 gpt firewall notes dom0-home \
+        gnu-long-name gnu-long-link hardlink xform-symlink-target "$( [[ $enc == pax ]] && echo utf8-passphrase || echo punctuation-passphrase)"
     other 2 debian-12-xfce TemplateVM black - "$pool"
     vm 5 work AppVM red debian-12-xfce "$pool"
     vol 5 private "$SRC/work-private.img" "$enc" "$FS_WORK"

@@ -19,6 +19,7 @@
 #   add_dom0_home USER DIR                 # dom0 home (GNU tar WITHOUT --dereference) -> dom0-home/USER
 #   end_backup                             # moves the finished file to OUT, removes the temp dir
 #
+#   Optional: QB_JOBS=N parallel scrypt processes for files with many chunks (default 2).
 #   Optional: QB_LOG=FILE appends one line "BASE CHUNKS STREAM_BYTES" per emitted file.
 #
 #   SUBDIR is the qube's backup-path, e.g. "vm5/" (a missing trailing slash is added).
@@ -49,13 +50,12 @@
 
 # The caller decides about `set -euo pipefail`; every function here is written to work under it.
 
-QB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-
 qb__die() { echo "qubes-backup.sh: $*" >&2; return 1; }
 
-qb__cleanup() {
+qb__cleanup() {                 # also removes an unfinished OUT.partial
     if [[ -n ${QB_TMP:-} && -d ${QB_TMP:-} ]]; then rm -rf -- "$QB_TMP"; fi
-    QB_TMP=
+    if [[ -n ${QB_PARTIAL:-} && -f ${QB_PARTIAL:-} ]]; then rm -f -- "$QB_PARTIAL"; fi
+    QB_TMP= QB_PARTIAL=
 }
 
 # begin_backup OUT PASSPHRASE BACKUP_ID [COMPRESSION [CHUNK_SIZE]]
@@ -85,7 +85,6 @@ begin_backup() {
     QB_PARTIAL=$QB_OUT.partial
     rm -f -- "$QB_OUT" "$QB_PARTIAL"
     : > "$QB_PARTIAL"
-    QB_NSRC=0
     qb__write_tarwriter "$QB_TMP/tarwriter.py"
 
     # 1. backup-header (BackupHeader.save: version first, then the header_keys order, None skipped)
@@ -104,29 +103,41 @@ qb__send() {
 
 # qb__emit BASE  — stdin = inner (compressed) stream of one file; BASE = "vm5/private.img" etc.
 qb__emit() {
-    local base=$1 pfx piece rel n=0 total=0 size i
+    local base=$1 pfx piece rel n=0 total=0 i
     mkdir -p "$QB_ST/$(dirname "$base")"
     pfx="$QB_ST/$base.split."
     split --numeric-suffixes --suffix-length=6 --bytes="$QB_CHUNK_SIZE" - "$pfx"
     for piece in "$pfx"[0-9]*; do              # fixed-width suffixes: glob order == numeric order
         [[ -e $piece ]] || continue
-        size=$(stat -c %s "$piece")
-        total=$((total + size))
-        mv -- "$piece" "$QB_ST/$(printf '%s.%03d' "$base" "$n")"
+        printf -v rel '%s.%03d' "$base" "$n"
+        mv -- "$piece" "$QB_ST/$rel"
         n=$((n + 1))
     done
+    # every piece but the last holds exactly CHUNK_SIZE bytes
+    if (( n > 0 )); then total=$(( (n - 1) * QB_CHUNK_SIZE + $(stat -c %s "$QB_ST/$rel") )); fi
     # handle_streams() quirk: an exact multiple of the chunk size yields one more (empty) chunk;
     # an empty stream yields one empty chunk .000
     if (( n == 0 || total % QB_CHUNK_SIZE == 0 )); then
-        : > "$QB_ST/$(printf '%s.%03d' "$base" "$n")"
+        printf -v rel '%s.%03d' "$base" "$n"
+        : > "$QB_ST/$rel"
         n=$((n + 1))
     fi
-    for ((i = 0; i < n; i++)); do
-        rel=$(printf '%s.%03d' "$base" "$i")
-        QB_SCRYPT_PASS="$QB_ID!$rel!$QB_PASS" "${QB_SCRYPT[@]}" "$QB_ST/$rel" "$QB_ST/$rel.enc"
-        rm -f -- "$QB_ST/$rel"
-        qb__send "$rel.enc"
-    done
+    # scrypt every piece (independent → run QB_JOBS at a time; output does not depend on it),
+    # then append them in order, one outer tar each
+    local -a rels=()
+    for ((i = 0; i < n; i++)); do printf -v rel '%s.%03d' "$base" "$i"; rels+=("$rel"); done
+    if (( n > 4 && ${QB_JOBS:-2} > 1 )); then
+        printf '%s\0' "${rels[@]}" | QB_ID=$QB_ID QB_PASS=$QB_PASS QB_ST=$QB_ST QB_SCRYPT_STR="${QB_SCRYPT[*]}" \
+            xargs -0 -n 16 -P "${QB_JOBS:-2}" bash -c 'set -e; for rel; do
+                QB_SCRYPT_PASS="$QB_ID!$rel!$QB_PASS" $QB_SCRYPT_STR "$QB_ST/$rel" "$QB_ST/$rel.enc"
+                rm -f -- "$QB_ST/$rel"; done' qb-scrypt
+    else
+        for rel in "${rels[@]}"; do
+            QB_SCRYPT_PASS="$QB_ID!$rel!$QB_PASS" "${QB_SCRYPT[@]}" "$QB_ST/$rel" "$QB_ST/$rel.enc"
+            rm -f -- "$QB_ST/$rel"
+        done
+    fi
+    for rel in "${rels[@]}"; do qb__send "$rel.enc"; done
     # optional log for callers (the function runs in a pipeline subshell): "BASE CHUNKS STREAM_BYTES"
     if [[ -n ${QB_LOG:-} ]]; then printf '%s %d %d\n' "$base" "$n" "$total" >> "$QB_LOG"; fi
 }
@@ -147,16 +158,15 @@ qb__gnu_tar() {
 }
 
 # Give FILE the basename NAME without copying it (a symlink; GNU tar runs with --dereference).
+# Prints the directory to use with `tar -C`.  (Runs inside $(...): no global state, explicit errors.)
 qb__named() {
     local name=$1 file=$2 d
     if [[ $(basename "$file") == "$name" ]]; then
-        (cd "$(dirname "$file")" && pwd)
+        (cd "$(dirname "$file")" && pwd) || return 1
         return
     fi
-    QB_NSRC=$((QB_NSRC + 1))
-    d=$QB_TMP/src/$QB_NSRC
-    mkdir -p "$d"
-    ln -s "$(cd "$(dirname "$file")" && pwd)/$(basename "$file")" "$d/$name"
+    d=$(mktemp -d "$QB_TMP/src/link.XXXXXX") || return 1
+    ln -s "$(cd "$(dirname "$file")" && pwd)/$(basename "$file")" "$d/$name" || return 1
     printf '%s' "$d"
 }
 
@@ -183,7 +193,7 @@ add_volume_gnu() {
     local subdir name=$2 img=$3 dir
     subdir=$(qb__subdir "$1")
     [[ -f $img ]] || { qb__die "add_volume_gnu: no such image $img"; return 1; }
-    dir=$(qb__named "$name" "$img")
+    dir=$(qb__named "$name" "$img") || return 1
     qb__gnu_tar "$dir" "$name" "$subdir" 1 "$name"
 }
 
@@ -191,7 +201,7 @@ add_file() {
     local subdir name=$2 f=$3 dir
     subdir=$(qb__subdir "$1")
     [[ -f $f ]] || { qb__die "add_file: no such file $f"; return 1; }
-    dir=$(qb__named "$name" "$f")
+    dir=$(qb__named "$name" "$f") || return 1
     qb__gnu_tar "$dir" "$name" "$subdir" 1 "$name"
 }
 
@@ -219,6 +229,7 @@ add_dom0_home() {
 end_backup() {
     [[ -n ${QB_PARTIAL:-} && -f $QB_PARTIAL ]] || { qb__die "end_backup without begin_backup"; return 1; }
     mv -f -- "$QB_PARTIAL" "$QB_OUT"
+    QB_PARTIAL=
     qb__cleanup
 }
 

@@ -290,9 +290,19 @@ async function beginFile(f, run) {
 }
 
 async function endFile(f, run) {
-  const report = f.restorer.finish();
+  let report = f.restorer.finish();
   f.restorer.free();
   f.restorer = null;
+  if (report.tree && f.sink) {
+    // A small "file" that is a folder (R4.0's apps.templates): save it as its tar stream.
+    // Rare and small, so it is simply restored again here, KDF included.
+    if (f.sink.abort) f.sink.abort();
+    post({ t: 'progress', id: f.id, done: f.chunks.length, total: f.chunks.length, bytesDone: f.bytes, bytesTotal: f.bytes,
+      elapsedMs: performance.now() - f.t0, note: 'a folder: saving it as a tar' });
+    f.download += '.tar';
+    f.sink = blobSink();
+    report = backup.restore_here(f.qube, f.path, true, f.sink);
+  }
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;
   post({ t: 'file-done', id: f.id, qube: f.qube, download: f.download, size: report.size, stored: report.stored,

@@ -34,7 +34,8 @@
   function sentence(s) {
     s = String(s || '').trim();
     if (!s) return s;
-    s = s[0].toUpperCase() + s.slice(1);
+    // Capitalize a leading plain word ("the passphrase…"), not a member name ("vm3/private.img…").
+    if (/^[a-z]+[ ,:;]/.test(s)) s = s[0].toUpperCase() + s.slice(1);
     return /[.!?]$/.test(s) ? s : s + '.';
   }
 
@@ -389,7 +390,9 @@
       fmtTime(m.elapsedMs) + ' elapsed' + (m.done < m.total ? ' · about ' + fmtTime(left) + ' left' : '');
   }
 
+  let lastDownloadAt = 0;
   function download(blob, name) {
+    lastDownloadAt = performance.now();
     const url = URL.createObjectURL(blob);
     objectUrls.push(url);
     const a = document.createElement('a');
@@ -406,6 +409,7 @@
     const f = files.get(m.id);
     if (f) {
       f.final = true;
+      f.li.querySelector('.name').textContent = m.download;
       f.li.querySelector('progress').value = f.li.querySelector('progress').max;
       fileState(m.id, 'ok');
       f.li.querySelector('.figures').textContent = (m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
@@ -441,6 +445,11 @@
   }
 
   function onFinished(m) {
+    // Let the browser register the downloads just started before saying "done".
+    if (lastDownloadAt && performance.now() - lastDownloadAt < 500) {
+      setTimeout(() => onFinished(m), 500 - (performance.now() - lastDownloadAt));
+      return;
+    }
     setBusy(false);
     stats.lastRun = m.stats || null;
     const errs = m.errors || [];
@@ -452,8 +461,8 @@
     } else {
       const first = errs[0];
       const failedQubes = [...new Set(errs.map((e) => e.qube))];
-      setStatus('error', 'Finished with errors: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + '; ' +
-        failedQubes.join(', ') + ' could not be ' + what + '. ' + sentence(first.message), first.class);
+      setStatus('error', 'Finished with errors: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + '; not ' + what + ': ' +
+        failedQubes.join(', ') + '. ' + (first.qube ? first.qube + ': ' : '') + sentence(first.message), first.class);
     }
   }
 

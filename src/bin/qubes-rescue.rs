@@ -254,8 +254,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        for missing in self.backup.missing_volumes(name, &files)? {
-            let e = Error::truncated(format!("{name}/{missing}"), "qubes.xml lists it but the backup does not hold it");
+        for e in self.backup.missing(name, &files)? {
             report(&e);
             first.get_or_insert(e);
         }
@@ -283,6 +282,9 @@ fn run(args: &Args) -> u8 {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    if !backup.complete() {
+        eprintln!("qubes-rescue: warning: the backup file does not end with a complete archive; it was probably cut short, and its last files are missing");
+    }
     if args.command == "list" {
         return list(&backup, args.json).map_or_else(fail, |_| 0);
     }

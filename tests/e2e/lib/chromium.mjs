@@ -214,6 +214,13 @@ export class RescuePage {
     await this.tid(button).click();
     const final = await this.waitForState(['done', 'error'], { since, timeout });
     const ms = Date.now() - t0;
+    const files = await this.collectDownloads({ expectNames, quietMs });
+    return { final, ms, files, transitions: await this.states() };
+  }
+
+  /** Wait for the expected downloads (30 s grace), then a quiet period, then every download's
+   *  hash: { name: {sha256,size,tar?}|{error} }. */
+  async collectDownloads({ expectNames = [], quietMs = 1500 } = {}) {
     await waitFor(() => expectNames.every((n) => this.downloads.has(n)), {
       timeout: 30000, describe: () => `missing downloads ${expectNames.filter((n) => !this.downloads.has(n))}; got ${this.downloadOrder}`,
     }).catch(() => {});
@@ -221,6 +228,6 @@ export class RescuePage {
     while (n !== this.downloads.size) { n = this.downloads.size; await sleep(quietMs); }
     const files = {};
     for (const [k, p] of this.downloads) files[k] = await p;
-    return { final, ms, files, transitions: await this.states() };
+    return files;
   }
 }

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { sha256File } from './common.mjs';
 import { readTar } from './tarread.mjs';
 
@@ -9,6 +10,9 @@ export async function inspectDownload(path, name) {
     if (r.size > 512 << 20) r.tarError = 'too big to inspect';
     else {
       try { r.tar = readTar(await readFile(path)); } catch (e) { r.tarError = String(e); }
+      // GNU tar itself must accept it (what a user runs next).
+      const t = spawnSync('tar', ['-tf', path], { encoding: 'utf8' });
+      if (t.status !== 0) { r.tarError = `GNU tar -tf failed: ${(t.stderr || '').slice(0, 500)}`; delete r.tar; }
     }
   }
   return r;

@@ -988,7 +988,12 @@ pub(crate) mod tests {
     /// Exactly what Qubes `tarwriter` (FORMAT.md §6.3) writes for one volume, given the map and the
     /// volume bytes: pax `x` header, ustar header `<dir>/GNUSparseFile.<pid>/<base>`, NUL-padded map
     /// text, runs (last one unpadded), 1024 zero bytes.
-    pub fn tarwriter(name: &str, realsize: u64, map: &[(u64, u64)], volume: &dyn Fn(u64, u64) -> Vec<u8>) -> Vec<u8> {
+    pub fn tarwriter(
+        name: &str,
+        realsize: u64,
+        map: &[(u64, u64)],
+        volume: &dyn Fn(u64, u64) -> Vec<u8>,
+    ) -> Vec<u8> {
         let mut text = format!("{}\n", map.len());
         for (o, s) in map {
             text += &format!("{o}\n{s}\n");
@@ -1009,7 +1014,8 @@ pub(crate) mod tests {
         };
         let mut out = pax_header(&rec);
         let (dir, base) = name.rsplit_once('/').unwrap();
-        let mut h = header(format!("{dir}/GNUSparseFile.22006/{base}").as_bytes(), b'0', ustar_size, b"", true);
+        let mut h =
+            header(format!("{dir}/GNUSparseFile.22006/{base}").as_bytes(), b'0', ustar_size, b"", true);
         h[136..148].copy_from_slice(b"00000000000\0");
         fix_checksum(&mut h);
         out.extend_from_slice(&h);
@@ -1070,7 +1076,10 @@ pub(crate) mod tests {
     fn unpadded_last_run_and_missing_end_marker_are_accepted() {
         let mut tar = tarwriter("vm1/x.img", 1000, &[(0, 100), (900, 100)], &qubes_volume);
         let c = parse(&tar, 7).unwrap();
-        assert_eq!(c.got[0].read(0, 1000), [qubes_volume(0, 100), vec![0; 800], qubes_volume(900, 100)].concat());
+        assert_eq!(
+            c.got[0].read(0, 1000),
+            [qubes_volume(0, 100), vec![0; 800], qubes_volume(900, 100)].concat()
+        );
         // Stream cut right after the member (no end marker, no padding): still complete.
         tar.truncate(tar.len() - 1024);
         let c = parse(&tar, 1).unwrap();
@@ -1183,8 +1192,12 @@ pub(crate) mod tests {
         std::os::unix::fs::symlink("file.txt", dir.join("user/link")).unwrap();
         std::os::unix::fs::symlink(format!("sub/{long}"), dir.join("user/longlink")).unwrap();
         std::fs::hard_link(dir.join("user/file.txt"), dir.join("user/hard")).unwrap();
-        let st = Command::new("touch").args(["-h", "-d", "@1600000000"]).current_dir(dir)
-            .args(["user/file.txt", "user/empty", "user/link"]).status().unwrap();
+        let st = Command::new("touch")
+            .args(["-h", "-d", "@1600000000"])
+            .current_dir(dir)
+            .args(["user/file.txt", "user/empty", "user/link"])
+            .status()
+            .unwrap();
         assert!(st.success());
         let st = Command::new("chmod").args(["0640", "user/file.txt"]).current_dir(dir).status().unwrap();
         assert!(st.success());
@@ -1207,22 +1220,34 @@ pub(crate) mod tests {
             for piece in PIECES {
                 let c = parse(&tar, piece).unwrap();
                 let find = |p: &str| {
-                    c.got.iter().find(|g| g.entry.path == p.as_bytes()).unwrap_or_else(|| panic!("{format}: {p} missing"))
+                    c.got
+                        .iter()
+                        .find(|g| g.entry.path == p.as_bytes())
+                        .unwrap_or_else(|| panic!("{format}: {p} missing"))
                 };
                 assert_eq!(find("user/").entry.kind, Kind::Dir);
                 let f = find("user/file.txt");
-                assert_eq!((f.entry.kind.clone(), f.entry.mode, f.entry.mtime), (Kind::File, 0o640, 1600000000));
+                assert_eq!(
+                    (f.entry.kind.clone(), f.entry.mode, f.entry.mtime),
+                    (Kind::File, 0o640, 1600000000)
+                );
                 assert_eq!(f.runs, vec![(0, b"file contents\n".to_vec())]);
                 let e = find("user/empty");
                 assert_eq!((e.entry.size, e.runs.len(), e.ended), (0, 0, true));
                 let l = find(&format!("user/sub/{long}"));
                 assert_eq!((l.entry.size, l.runs.clone()), (70000, vec![(0, vec![0x5a; 70000])]));
                 let s = find("user/link");
-                assert_eq!((s.entry.kind.clone(), s.entry.link.as_slice()), (Kind::Symlink, &b"file.txt"[..]));
+                assert_eq!(
+                    (s.entry.kind.clone(), s.entry.link.as_slice()),
+                    (Kind::Symlink, &b"file.txt"[..])
+                );
                 let s = find("user/longlink");
                 assert_eq!(s.entry.link, format!("sub/{long}").as_bytes());
                 let h = find("user/hard");
-                assert_eq!((h.entry.kind.clone(), h.entry.link.as_slice()), (Kind::HardLink, &b"user/file.txt"[..]));
+                assert_eq!(
+                    (h.entry.kind.clone(), h.entry.link.as_slice()),
+                    (Kind::HardLink, &b"user/file.txt"[..])
+                );
                 assert!(h.runs.is_empty());
                 assert!(c.got.iter().all(|g| g.ended));
             }
@@ -1259,9 +1284,9 @@ pub(crate) mod tests {
     #[test]
     fn bad_sparse_maps_are_tampered() {
         let cases: [(u64, &[(u64, u64)]); 4] = [
-            (1 << 20, &[(4096, 512), (0, 512)]),   // unsorted
-            (1 << 20, &[(0, 1024), (512, 512)]),   // overlapping
-            (1000, &[(0, 512), (900, 512)]),       // past realsize
+            (1 << 20, &[(4096, 512), (0, 512)]), // unsorted
+            (1 << 20, &[(0, 1024), (512, 512)]), // overlapping
+            (1000, &[(0, 512), (900, 512)]),     // past realsize
             (u64::MAX >> 1, &[(u64::MAX >> 2, u64::MAX >> 2), (u64::MAX >> 1, 1)]), // overflow
         ];
         for (realsize, map) in cases {
@@ -1339,7 +1364,10 @@ pub(crate) mod tests {
         assert!(t.ended());
         let mut bad = padded.clone();
         bad.push(b'x');
-        assert_eq!(parse(&bad, 1000).unwrap_err(), Error::tampered("", "data after the end of the inner tar"));
+        assert_eq!(
+            parse(&bad, 1000).unwrap_err(),
+            Error::tampered("", "data after the end of the inner tar")
+        );
         let mut long = tar.clone();
         long.extend(vec![0u8; 2 << 20]);
         assert_eq!(parse(&long, 1 << 16).unwrap_err().class(), "tampered");

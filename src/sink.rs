@@ -29,10 +29,7 @@ impl MemorySink {
     }
 
     fn over(&self, len: u64) -> Error {
-        Error::unsupported(format!(
-            "a file of {len} bytes where at most {} bytes are expected",
-            self.cap
-        ))
+        Error::unsupported(format!("a file of {len} bytes where at most {} bytes are expected", self.cap))
     }
 }
 
@@ -337,9 +334,13 @@ mod native {
                 p.push(OsStr::from_bytes(c));
                 let md = fs::symlink_metadata(&p)
                     .map_err(|_| Error::unsafe_path(name, "hard link to a file that was not extracted"))?;
-                let ok = if i + 1 == comps.len() { md.file_type().is_file() } else { md.file_type().is_dir() };
+                let ok =
+                    if i + 1 == comps.len() { md.file_type().is_file() } else { md.file_type().is_dir() };
                 if !ok {
-                    return Err(Error::unsafe_path(name, "hard link through or to something that is not a file"));
+                    return Err(Error::unsafe_path(
+                        name,
+                        "hard link through or to something that is not a file",
+                    ));
                 }
             }
             Ok(p)
@@ -475,8 +476,11 @@ mod tests {
         (home, r)
     }
 
+    /// (name, typeflag, link target, data)
+    type Member<'a> = (&'a [u8], u8, &'a [u8], &'a [u8]);
+
     /// Hand-built members (GNU headers), then the end marker.
-    fn members(list: &[(&[u8], u8, &[u8], &[u8])]) -> Vec<u8> {
+    fn members(list: &[Member]) -> Vec<u8> {
         let mut v = Vec::new();
         for (name, flag, link, data) in list {
             v.extend_from_slice(&header(name, *flag, data.len() as u64, link, false));
@@ -512,7 +516,8 @@ mod tests {
         f.set_len(64 << 20).unwrap();
         f.write_all_at(b"middle", 32 << 20).unwrap();
         std::fs::set_permissions(src.join("user/sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
-        let tar = gnu_tar(&src, &["--format=gnu", "--sparse", "-c", "--xform=s:^user:dom0-home/\\0:", "user"]);
+        let tar =
+            gnu_tar(&src, &["--format=gnu", "--sparse", "-c", "--xform=s:^user:dom0-home/\\0:", "user"]);
         let out = dir.join("out");
         let (home, r) = extract(&tar, &out, 777);
         r.unwrap();
@@ -577,7 +582,10 @@ mod tests {
             assert!(!dir.join("x").exists() && !out.join("x").exists(), "case {i}");
         }
         // A NUL inside a pax path.
-        let mut tar = crate::inner_tar::tests::pax_header(&crate::inner_tar::tests::pax_record("path", b"dom0-home/user/a\0b"));
+        let mut tar = crate::inner_tar::tests::pax_header(&crate::inner_tar::tests::pax_record(
+            "path",
+            b"dom0-home/user/a\0b",
+        ));
         tar.extend(members(&[(b"x", b'0', b"", b"evil")]));
         let _ = std::fs::remove_dir_all(&out);
         assert_eq!(extract(&tar, &out, 512).1.unwrap_err().class(), "unsafe-path");
@@ -593,10 +601,16 @@ mod tests {
         dev[337..345].copy_from_slice(b"0000003\0");
         fix_checksum(&mut dev);
         let mut tar = dev.to_vec();
-        tar.extend(members(&[(b"dom0-home/user/pipe", b'6', b"", b""), (b"dom0-home/user/ok", b'0', b"", b"ok")]));
+        tar.extend(members(&[
+            (b"dom0-home/user/pipe", b'6', b"", b""),
+            (b"dom0-home/user/ok", b'0', b"", b"ok"),
+        ]));
         let (home, r) = extract(&tar, &out, 1);
         r.unwrap();
-        assert_eq!(home.skipped, vec!["dom0-home/user/null (character device)", "dom0-home/user/pipe (fifo)"]);
+        assert_eq!(
+            home.skipped,
+            vec!["dom0-home/user/null (character device)", "dom0-home/user/pipe (fifo)"]
+        );
         assert!(!out.join("user/null").exists() && !out.join("user/pipe").exists());
         assert_eq!(std::fs::read(out.join("user/ok")).unwrap(), b"ok");
         std::fs::remove_dir_all(dir).unwrap();

@@ -243,11 +243,9 @@ impl Ctx<'_> {
         };
         let mut first: Option<Error> = None;
         for file in &files {
-            // Qubes stores a zero-length `empty` for a qube without files; nothing to give back.
-            let out = if file.name == "empty" && file.kind == FileKind::Small { None } else { dir.as_deref() };
+            let out = dir.as_deref();
             match self.file(name, file, out) {
-                Ok(line) if out.is_some() || dir.is_none() => println!("{line}{}", if dir.is_none() { " — verified" } else { "" }),
-                Ok(_) => {}
+                Ok(line) => println!("{line}{}", if dir.is_none() { " — verified" } else { "" }),
                 Err(e) => {
                     report(&e);
                     first.get_or_insert(e);

@@ -67,11 +67,11 @@ t_a1=$(now)
 RECIPE=$(secs "$t_a0" "$t_a1")
 RECIPE_SHA=$(sha256sum < "$R/out/$SUB/private.img" | cut -d' ' -f1)
 say "recipe: $RECIPE s"
+# scrypt parameters of the chunks (bytes 7..15 of the scrypt header: logN, r, p)
+read -r -a B <<< "$(od -An -tu1 -v -N16 "$R/$SUB/private.img.000.enc" | tr -s ' \n' '  ')"
 rm -rf "$R"
 
 # scrypt's KDF alone: `scrypt dec` of a tiny file encrypted with the same parameters as the chunks
-HDR=$(tar -i -xOf "$BACKUP" "$SUB/private.img.000.enc" | head -c 16 | od -An -tu1 -v | tr -s ' ' ' ')
-read -r -a B <<< "$HDR"
 LOGN=${B[7]}; RR=$(( (B[8] << 24) | (B[9] << 16) | (B[10] << 8) | B[11] )); PP=$(( (B[12] << 24) | (B[13] << 16) | (B[14] << 8) | B[15] ))
 printf 'x' > "$WORK/tiny"
 QP=k scrypt enc --passphrase env:QP --logN "$LOGN" -r "$RR" -p "$PP" "$WORK/tiny" "$WORK/tiny.enc"

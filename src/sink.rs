@@ -171,7 +171,34 @@ mod native {
             self.file()?.set_len(len).map_err(|e| io_err("resize", &self.partial, e))
         }
 
+        /// Writes `data`, leaving 4 KiB blocks that are all zeros unwritten: they already read
+        /// as zeros after `set_len`, and GNU tar stores allocated-but-zero extents (ext4 inode
+        /// tables, preallocated files) as data, which would otherwise fill the holes.
+        /// Sound because the restore writes each byte at most once, in ascending order.
         fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+            const BLOCK: u64 = 4096;
+            let mut start = 0usize; // start of the pending run of bytes to write
+            let mut at = 0usize;
+            while at < data.len() {
+                let block_end = ((offset + at as u64) / BLOCK + 1) * BLOCK;
+                let end = data.len().min((block_end - offset) as usize);
+                if data[at..end].iter().all(|&b| b == 0) {
+                    if start < at {
+                        self.write_run(offset + start as u64, &data[start..at])?;
+                    }
+                    start = end;
+                }
+                at = end;
+            }
+            if start < data.len() {
+                self.write_run(offset + start as u64, &data[start..])?;
+            }
+            Ok(())
+        }
+    }
+
+    impl SparseFile {
+        fn write_run(&mut self, offset: u64, data: &[u8]) -> Result<()> {
             self.file()?.write_all_at(data, offset).map_err(|e| io_err("write", &self.partial, e))
         }
     }

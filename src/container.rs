@@ -28,14 +28,15 @@ const MAGIC: &[u8; 6] = b"scrypt";
 pub struct Limits {
     /// Most memory one KDF may use (128·r·N bytes).
     pub max_kdf_memory: u64,
-    /// Most scrypt work one KDF may ask for, in units of N·r·p (a guard against absurd p).
+    /// Most scrypt work one KDF may ask for, as N·r·p (a guard against absurd p: memory
+    /// stays small but the KDF would run for days). Qubes' defaults reach about 2^25.
     pub max_kdf_work: u64,
 }
 
 impl Default for Limits {
     /// 4 GiB natively: N=2^21, r=8 (2 GiB) is what `scrypt enc` picks on a 16 GiB+ dom0.
     fn default() -> Limits {
-        Limits { max_kdf_memory: 4 << 30, max_kdf_work: 1 << 30 }
+        Limits { max_kdf_memory: 4 << 30, max_kdf_work: 1 << 33 }
     }
 }
 
@@ -99,7 +100,7 @@ impl Header {
             return Err(unsafe_params());
         }
         let work = (1u64 << self.log_n).saturating_mul(self.r as u64).saturating_mul(self.p as u64);
-        if self.kdf_memory() > limits.max_kdf_memory || work > limits.max_kdf_work.saturating_mul(8) {
+        if self.kdf_memory() > limits.max_kdf_memory || work > limits.max_kdf_work {
             return Err(unsafe_params());
         }
         Ok(())
@@ -235,6 +236,21 @@ mod tests {
             let r = open("m", b"pw", bad, &Limits::default());
             assert!(r.is_err(), "flip at {i} went unnoticed");
         }
+    }
+
+    #[test]
+    fn the_largest_parameters_scrypt_enc_picks_by_default_work() {
+        // N=2^21, r=8: 2 GiB, what `scrypt enc` chooses on a dom0 with 16 GiB or more.
+        let enc = seal(b"pw", b"big kdf", 21, 8, 1, SALT);
+        assert_eq!(Header::parse("m", &enc).unwrap().kdf_memory(), 2 << 30);
+        assert_eq!(open("m", b"pw", enc, &Limits::default()).unwrap(), b"big kdf");
+    }
+
+    #[test]
+    fn parameters_over_the_memory_cap_are_refused() {
+        let enc = seal(b"pw", b"x", 12, 8, 1, SALT);
+        let small = Limits { max_kdf_memory: 1 << 20, ..Limits::default() };
+        assert!(matches!(open("m", b"pw", enc, &small), Err(Error::UnsafeParams { log_n: 12, .. })));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 use crate::read_at::ReadAt;
 
 const BLOCK: u64 = 512;
+/// GNU tar's default record: each `tar -cO` archive is padded to a multiple of it.
+const RECORD: u64 = 10240;
 /// Largest outer member Qubes writes: a 100 MiB chunk plus the scrypt overhead.
 pub const MAX_MEMBER: u64 = 100 * 1024 * 1024 + 128;
 /// pax extended headers and GNU long names are tiny in real backups.
@@ -129,7 +131,13 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
         }
         src.read_at(offset, &mut block)?;
         if is_zero(&block) {
-            offset += BLOCK;
+            // Padding between archives: read up to the next 10240-byte record boundary in one
+            // go (GNU tar pads each archive to one) instead of block by block.
+            let record_end = ((offset / RECORD) + 1) * RECORD;
+            let span = (record_end.min(len) - offset) / BLOCK * BLOCK;
+            let pad = src.read_vec(offset, span as usize)?;
+            let zeros = pad.chunks(BLOCK as usize).take_while(|b| is_zero(b)).count() as u64;
+            offset += zeros.max(1) * BLOCK;
             continue;
         }
         let at = format!("backup file at offset {offset}");

@@ -43,7 +43,9 @@ async function runJob(j) {
     port.postMessage({ t: 'done', gen: j.gen, seq: j.seq, plain: plain,
       readMs: t1 - t0, kdfMs: t2 - t1, cryptoMs: t3 - t2, webCrypto: useWebCrypto }, [plain]);
   } catch (e) {
-    port.postMessage({ t: 'fail', gen: j.gen, seq: j.seq, err: toErr(e, 'opening ' + j.name) });
+    const dead = typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError;
+    port.postMessage({ t: 'fail', gen: j.gen, seq: j.seq, dead, err: toErr(e, 'opening ' + j.name) });
+    if (dead) self.postMessage({ t: 'dead' }); // this wasm instance is unusable: ask for a new worker
   }
 }
 

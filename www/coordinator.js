@@ -13,7 +13,7 @@ let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
 let backup = null;             // wasm_bindgen.BackupHandle
 let source = null;             // the backup Blob/File
 let qubes = [];
-let pool = [];                 // [{port, busy}]
+let pool = [];                 // [{port, busy, seq, gen, dead}]
 let gen = 0;                   // bumps on every run and cancel: stale results are dropped
 let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
@@ -24,6 +24,7 @@ self.onmessage = (ev) => {
   switch (m.t) {
     case 'init': return init(m);
     case 'pool': return setPool(m.ports);
+    case 'replace': return replaceWorker(m.index, m.port);
     case 'open': return openBackup(m);
     case 'run': return startRun(m).catch((e) => post({ t: 'finished', cancelled: false, errors: [toErr(e, 'restoring')], files: [] }));
     case 'cancel': return cancel();
@@ -66,11 +67,31 @@ async function clearDir(dir) {
   }
 }
 
+function poolEntry(port) {
+  const w = { port, busy: false, seq: -1, gen: -1, dead: false };
+  port.onmessage = (ev) => onChunkResult(w, ev.data);
+  return w;
+}
+
 function setPool(ports) {
-  for (const w of pool) w.port.close();
-  pool = ports.map((port) => ({ port, busy: false }));
-  for (const w of pool) w.port.onmessage = (ev) => onChunkResult(w, ev.data);
+  for (const w of pool) { requeue(w); w.port.close(); }
+  pool = ports.map(poolEntry);
   if (run) pump();
+}
+
+// A chunk worker whose wasm instance trapped (out of memory) is replaced by a fresh one.
+function replaceWorker(index, port) {
+  const old = pool[index];
+  if (old) { requeue(old); old.port.close(); }
+  pool[index] = poolEntry(port);
+  if (run) pump();
+}
+
+// The job a worker was running when it went away is run again elsewhere.
+function requeue(w) {
+  const r = run;
+  if (w.busy && r && w.gen === r.gen && !r.results.has(w.seq)) r.retry.push(w.seq);
+  w.busy = false;
 }
 
 function openBackup(m) {
@@ -125,7 +146,9 @@ async function startRun(m) {
       continue;
     }
     for (const f of list) {
-      files.push({ id: files.length, qube: name, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks,
+      // `empty`: Qubes' zero-length stand-in for a qube without files; checked, never saved.
+      const placeholder = f.kind === 'small' && f.name === 'empty';
+      files.push({ id: files.length, qube: name, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks, placeholder,
         bytes: f.chunks.reduce((a, c) => a + c.size, 0), download: downloadName(name, f) });
     }
   }
@@ -134,7 +157,7 @@ async function startRun(m) {
   const kdfMemory = jobs.length ? kdfMemoryOf(jobs[0].chunk) : 0;
   const workers = Math.max(1, Math.min(pool.length, Math.floor(memoryBudget / Math.max(kdfMemory, 1))));
   const R = run = { gen: myGen, files, jobs, failed, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
-    results: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
+    results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
     kdfMs: [], cryptoMs: [], readMs: [], t0: performance.now() };
   post({ t: 'plan', files: files.map(publicFile), failed: [...failed].map(([q, e]) => Object.assign({ qube: q }, e)),
     kdfMemory, workers, compression: backup.compression() });
@@ -189,7 +212,7 @@ async function startRun(m) {
 
 function publicFile(f) {
   return { id: f.id, qube: f.qube, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks.length, bytes: f.bytes,
-    download: f.download };
+    download: f.download, placeholder: f.placeholder };
 }
 
 async function checkSpace(names) {
@@ -215,13 +238,19 @@ function fmtBytes(n) {
 function pump() {
   const r = run;
   if (!r || r.cancelled) return;
-  while (r.nextDispatch < r.jobs.length && r.nextDispatch - r.nextConsume < r.window) {
-    const job = r.jobs[r.nextDispatch];
-    if (r.failed.has(job.file.qube)) { r.nextDispatch++; continue; }
-    const w = pool.slice(0, r.workers).find((x) => !x.busy);
+  for (;;) {
+    const retry = r.retry.length > 0;
+    if (!retry && !(r.nextDispatch < r.jobs.length && r.nextDispatch - r.nextConsume < r.window)) return;
+    const seq = retry ? Math.min(...r.retry) : r.nextDispatch;
+    const job = r.jobs[seq];
+    if (r.failed.has(job.file.qube)) {
+      if (retry) r.retry.splice(r.retry.indexOf(seq), 1); else r.nextDispatch++;
+      continue;
+    }
+    const w = pool.slice(0, r.workers).find((x) => !x.busy && !x.dead);
     if (!w) return;
-    const seq = r.nextDispatch++;
-    w.busy = true;
+    if (retry) r.retry.splice(r.retry.indexOf(seq), 1); else r.nextDispatch++;
+    w.busy = true; w.seq = seq; w.gen = r.gen;
     w.port.postMessage({ t: 'job', gen: r.gen, seq, blob: source, offset: job.chunk.offset, size: job.chunk.size,
       name: job.chunk.name, pass: new Uint8Array(job.chunk.pass) });
   }
@@ -229,8 +258,16 @@ function pump() {
 
 function onChunkResult(w, m) {
   w.busy = false;
+  if (m.dead) w.dead = true; // its wasm instance trapped: the page replaces it
   const r = run;
   if (!r || m.gen !== r.gen) { pump(); return; }
+  if (m.dead && !r.tries.has(m.seq)) {
+    // Out of memory, maybe because of the other workers at that moment: try once more.
+    r.tries.set(m.seq, 1);
+    r.retry.push(m.seq);
+    pump();
+    return;
+  }
   if (m.t === 'done') {
     r.kdfMs.push(m.kdfMs); r.cryptoMs.push(m.cryptoMs); r.readMs.push(m.readMs);
     post({ t: 'chunk', kdfMs: m.kdfMs, cryptoMs: m.cryptoMs, readMs: m.readMs, webCrypto: m.webCrypto });
@@ -277,7 +314,7 @@ async function beginFile(f, run) {
   f.done = 0;
   f.bytesDone = 0;
   post({ t: 'file-start', id: f.id });
-  if (run.verifyOnly) {
+  if (run.verifyOnly || f.placeholder) {
     f.sink = null;
   } else if (run.output === 'dir' && run.dir) {
     f.sink = await dirSink(run.dir, f.download);
@@ -286,7 +323,7 @@ async function beginFile(f, run) {
   } else {
     f.sink = blobSink();
   }
-  f.restorer = backup.restorer(f.qube, f.path, run.verifyOnly, f.sink);
+  f.restorer = backup.restorer(f.qube, f.path, run.verifyOnly || f.placeholder, f.sink);
 }
 
 async function endFile(f, run) {
@@ -305,8 +342,9 @@ async function endFile(f, run) {
   }
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;
-  post({ t: 'file-done', id: f.id, qube: f.qube, download: f.download, size: report.size, stored: report.stored,
-    blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly, elapsedMs: performance.now() - f.t0 });
+  post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, download: f.download, size: report.size, stored: report.stored,
+    outSize: out ? out.size : null,
+    blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly && !f.placeholder, placeholder: f.placeholder, elapsedMs: performance.now() - f.t0 });
 }
 
 function failFile(r, f, err) {

@@ -99,29 +99,43 @@
     const dm = navigator.deviceMemory; // GiB, Chromium only, capped at 8
     return dm ? Math.max(1, dm / 2) * GiB : 4 * GiB;
   }
+  // `?workers=N` in the page's URL overrides it (for measurements).
   function poolSize() {
+    const forced = parseInt(new URLSearchParams(location.search).get('workers'), 10);
+    if (forced > 0) return Math.min(forced, 16);
     return Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 8));
   }
   const MAX_KDF_MEMORY = 2 * GiB; // N=2^21, r=8: the most a 4 GiB wasm instance can safely run
+
+  // One chunk worker, connected to the coordinator by its own MessageChannel; returns the
+  // coordinator's end of the channel.
+  function chunkWorker(i) {
+    const w = new Worker(chunkUrl, { name: 'chunk-' + i });
+    const ch = new MessageChannel();
+    w.onmessage = (ev) => {
+      if (ev.data.t === 'ready') stats.webCrypto = ev.data.webCrypto;
+      if (ev.data.t === 'init-failed') fatal(ev.data.err);
+      if (ev.data.t === 'dead' && chunkWorkers[i] === w) replaceWorker(i);
+    };
+    w.onerror = (ev) => fatal({ class: 'io', message: 'a worker failed to start (' + (ev.message || 'no details') + ')' });
+    w.postMessage({ t: 'init', module, maxKdfMemory: MAX_KDF_MEMORY });
+    w.postMessage({ t: 'port', port: ch.port2 }, [ch.port2]);
+    chunkWorkers[i] = w;
+    return ch.port1;
+  }
 
   function startPool() {
     for (const w of chunkWorkers) w.terminate();
     chunkWorkers = [];
     const ports = [];
-    for (let i = 0; i < poolSize(); i++) {
-      const w = new Worker(chunkUrl, { name: 'chunk-' + i });
-      const ch = new MessageChannel();
-      w.onmessage = (ev) => {
-        if (ev.data.t === 'ready') stats.webCrypto = ev.data.webCrypto;
-        if (ev.data.t === 'init-failed') fatal(ev.data.err);
-      };
-      w.onerror = (ev) => fatal({ class: 'io', message: 'a worker failed to start (' + (ev.message || 'no details') + ')' });
-      w.postMessage({ t: 'init', module, maxKdfMemory: MAX_KDF_MEMORY });
-      w.postMessage({ t: 'port', port: ch.port2 }, [ch.port2]);
-      ports.push(ch.port1);
-      chunkWorkers.push(w);
-    }
+    for (let i = 0; i < poolSize(); i++) ports.push(chunkWorker(i));
     coordinator.postMessage({ t: 'pool', ports }, ports);
+  }
+
+  function replaceWorker(i) {
+    chunkWorkers[i].terminate();
+    const port = chunkWorker(i);
+    coordinator.postMessage({ t: 'replace', index: i, port }, [port]);
   }
 
   function fatal(err) {
@@ -270,7 +284,6 @@
 
   function qubeRow(q) {
     const tr = document.createElement('tr');
-    tr.dataset.testid = 'qube-row';
     tr.setAttribute('data-testid', 'qube-row');
     tr.dataset.qube = q.name;
     const td = (text, cls) => { const c = document.createElement('td'); c.textContent = text == null ? '' : text; if (cls) c.className = cls; tr.appendChild(c); return c; };
@@ -293,7 +306,7 @@
     }
     lab.appendChild(document.createTextNode(q.label || ''));
     td(q.template || '—');
-    td((q.volumes || []).join(', '));
+    td(q.name === 'dom0' && !(q.volumes || []).length ? 'home folder (as a .tar)' : (q.volumes || []).join(', '));
     td(fmtBytes(q.size), 'num-col');
     return tr;
   }
@@ -412,7 +425,10 @@
       f.li.querySelector('.name').textContent = m.download;
       f.li.querySelector('progress').value = f.li.querySelector('progress').max;
       fileState(m.id, 'ok');
-      f.li.querySelector('.figures').textContent = (m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
+      f.li.querySelector('.figures').textContent = m.placeholder ? 'Checked. Nothing to save: Qubes stores this empty file for a qube that has no data.' :
+        m.kind === 'home' || m.tree ? (m.blob || m.savedToDisk ? 'Restored as a tar archive' + (m.outSize != null ? ' of ' + fmtBytes(m.outSize) : '') : 'Verified') +
+          ' (' + fmtBytes(m.size) + ' in files) in ' + fmtTime(m.elapsedMs) + '.' :
+        (m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
         (m.stored < m.size ? ' (' + fmtBytes(m.stored) + ' of data, the rest is empty space)' : '') + ' in ' + fmtTime(m.elapsedMs) + '.';
     }
     if (!m.blob && !m.savedToDisk) return; // verify only
@@ -426,7 +442,7 @@
     } else {
       li.textContent = m.download + ' (saved in the folder you chose)';
     }
-    li.appendChild(document.createTextNode(' — ' + fmtBytes(m.size)));
+    li.appendChild(document.createTextNode(' — ' + fmtBytes(m.outSize != null ? m.outSize : m.size)));
     el.resultList.appendChild(li);
   }
 
@@ -453,7 +469,7 @@
     setBusy(false);
     stats.lastRun = m.stats || null;
     const errs = m.errors || [];
-    const n = [...files.values()].filter((f) => f.li.querySelector('.state').classList.contains('ok')).length;
+    const n = [...files.values()].filter((f) => !f.placeholder && f.li.querySelector('.state').classList.contains('ok')).length;
     const what = m.verifyOnly ? 'verified' : 'restored';
     if (!errs.length) {
       setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + (m.verifyOnly ? ', all intact.' :

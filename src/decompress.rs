@@ -1286,25 +1286,4 @@ mod tests {
         r.unwrap();
         assert!(got.is_empty());
     }
-
-    /// Not a test: `cargo test --release --lib gzip_throughput -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn gzip_throughput() {
-        let data: Vec<u8> = (0..100).flat_map(|_| small().iter().copied()).chain(mixed(8 << 20, 30 << 20, 40 << 20)).collect();
-        let input = tool(Compression::Gzip, &data);
-        let start = std::time::Instant::now();
-        let mut n = 0usize;
-        let mut d = decoder(Compression::Gzip);
-        let mut out = |b: &[u8]| {
-            n += b.len();
-            Ok(())
-        };
-        for piece in input.chunks(1 << 20) {
-            d.feed(piece, &mut out).unwrap();
-        }
-        d.finish(&mut out).unwrap();
-        let secs = start.elapsed().as_secs_f64();
-        println!("gzip: {} MB out in {secs:.2} s = {:.0} MB/s", n / 1_000_000, n as f64 / 1e6 / secs);
-    }
 }

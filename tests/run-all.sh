@@ -29,7 +29,7 @@ fi
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 say "cargo test (unit, integration, real-tool fixtures, damage matrix)"
-cargo test --release
+cargo test
 
 say "the core builds for wasm32"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown

@@ -158,7 +158,7 @@ async function startRun(m) {
   const workers = Math.max(1, Math.min(pool.length, Math.floor(memoryBudget / Math.max(kdfMemory, 1))));
   const R = run = { gen: myGen, files, jobs, failed, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
     results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
-    kdfMs: [], cryptoMs: [], readMs: [], t0: performance.now() };
+    kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], t0: performance.now() };
   post({ t: 'plan', files: files.map(publicFile), failed: [...failed].map(([q, e]) => Object.assign({ qube: q }, e)),
     kdfMemory, workers, compression: backup.compression() });
 
@@ -182,9 +182,11 @@ async function startRun(m) {
       if (failed.has(f.qube)) break;
       if (r.err) { failFile(R, f, r.err); break; }
       try {
+        const t = performance.now();
         f.restorer.push(new Uint8Array(r.plain));
         r.plain = null;
         if (f.sink && f.sink.drain) await f.sink.drain();
+        R.pushMs.push(performance.now() - t);
       } catch (e) {
         failFile(R, f, toErr(e, 'restoring ' + f.download));
         break;
@@ -206,7 +208,7 @@ async function startRun(m) {
   if (run === R) run = null;
   if (done.cancelled) return;
   post({ t: 'finished', cancelled: false, errors: done.errors, verifyOnly,
-    stats: { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, totalMs: performance.now() - done.t0,
+    stats: { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, pushMs: done.pushMs, totalMs: performance.now() - done.t0,
       workers: done.workers } });
 }
 
@@ -343,7 +345,7 @@ async function endFile(f, run) {
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;
   post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, download: f.download, size: report.size, stored: report.stored,
-    outSize: out ? out.size : null,
+    outSize: out ? out.size : null, tree: !!report.tree,
     blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly && !f.placeholder, placeholder: f.placeholder, elapsedMs: performance.now() - f.t0 });
 }
 

@@ -15,7 +15,7 @@
 
   // Exposed for tests and the bench: KDF and crypto time per chunk, and the last run's totals.
   const stats = { kdfMs: [], cryptoMs: [], readMs: [], openMs: null, lastRun: null, workers: 0, webCrypto: null };
-  window.qubesRescue = { stats };
+  window.qubesRescue = { stats, testDirectory: null };
 
   let coordinator = null;
   let module = null;
@@ -28,6 +28,7 @@
   let files = new Map();   // id → {li, ...}
   let objectUrls = [];
   let opfs = false;
+  let runOutput = 'download';
 
   // ------------------------------------------------------------ status
 
@@ -221,6 +222,9 @@
   }
 
   el.file.addEventListener('change', () => pickFile(el.file.files[0]));
+  // A file dropped anywhere else must not make the browser navigate away from the page.
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
   el.drop.addEventListener('dragover', (e) => { e.preventDefault(); el.drop.classList.add('over'); });
   el.drop.addEventListener('dragleave', () => el.drop.classList.remove('over'));
   el.drop.addEventListener('drop', (e) => {
@@ -248,6 +252,7 @@
 
   function openSelected() {
     setBusy(true);
+    el.cancel.disabled = true; // opening is one short step (two KDFs)
     warn('');
     el.stepQubes.hidden = true;
     setStatus('working', 'Opening the backup: checking the passphrase (scrypt, a few seconds)…');
@@ -343,7 +348,8 @@
     let dir = null;
     if (output === 'dir') {
       try {
-        dir = await window.showDirectoryPicker({ id: 'qubes-rescue', mode: 'readwrite' });
+        // Tests set qubesRescue.testDirectory (e.g. an OPFS folder) since they cannot answer a picker.
+        dir = window.qubesRescue.testDirectory || await window.showDirectoryPicker({ id: 'qubes-rescue', mode: 'readwrite' });
       } catch (e) {
         setBusy(false);
         setStatus('idle', e && e.name === 'AbortError' ? 'No folder chosen; nothing was restored.' :
@@ -354,6 +360,7 @@
     for (const u of objectUrls) URL.revokeObjectURL(u);
     objectUrls = [];
     for (const tr of el.rows.children) tr.classList.remove('failed');
+    runOutput = output;
     coordinator.postMessage({ t: 'run', qubes: names, mode, output, dir });
   }
 
@@ -473,7 +480,7 @@
     const what = m.verifyOnly ? 'verified' : 'restored';
     if (!errs.length) {
       setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + (m.verifyOnly ? ', all intact.' :
-        '. If the browser asked whether this page may download several files, allow it.'));
+        runOutput === 'dir' ? ' into the folder you chose.' : '. If the browser asked whether this page may download several files, allow it.'));
     } else {
       const first = errs[0];
       const failedQubes = [...new Set(errs.map((e) => e.qube))];

@@ -82,7 +82,7 @@ describe('qubes-rescue page in Chromium', () => {
     await restoreAndCompare(b, { qubes: [one.name] });
   });
 
-  it('reports a wrong passphrase as data-error=wrong-passphrase, then opens with the right one', async () => {
+  it('reports a wrong passphrase as data-error=wrong-passphrase within 60 s, then opens with the right one', async () => {
     const b = pick('gzip', 'pax-sparse');
     const rp = await newPage();
     try {

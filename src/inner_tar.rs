@@ -492,6 +492,92 @@ impl InnerTar {
         Ok(())
     }
 
+    /// Salvage: `n` bytes of the stream are lost (a chunk that failed its MAC, in a stream that
+    /// is not compressed, so the position of what follows is known). Inside member data the map
+    /// places every lost stored byte, reported as `(offset, len)` of the real file through `lost`,
+    /// and parsing goes on after the gap: returns true. A gap over a header, an extended header or
+    /// a sparse map cannot be crossed: returns false, and the caller should [`InnerTar::give_up`].
+    pub fn skip(&mut self, mut n: u64, v: &mut dyn Visitor, lost: &mut dyn FnMut(u64, u64)) -> Result<bool> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        while n > 0 {
+            match self.state {
+                State::Data { left, pad, deliver } => {
+                    let k = n.min(left);
+                    if deliver {
+                        self.lose(k, lost);
+                    }
+                    n -= k;
+                    if k == left {
+                        self.end_member(pad, v)?;
+                    } else {
+                        self.state = State::Data { left: left - k, pad, deliver };
+                    }
+                }
+                State::Pad { left } => {
+                    let k = n.min(left);
+                    n -= k;
+                    self.state = Self::after_pad(left - k);
+                }
+                State::Ended { trailing } => {
+                    self.state = State::Ended { trailing: trailing.saturating_add(n) };
+                    n = 0;
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Salvage: the stream cannot be followed from here on. Reports (through `lost`) what the
+    /// current member has not delivered yet: the rest of its map (holes the map declares are
+    /// known zeros, not lost), or all of it when the map was not read to its end. Afterwards
+    /// [`InnerTar::feed`] and [`InnerTar::finish`] fail.
+    pub fn give_up(&mut self, lost: &mut dyn FnMut(u64, u64)) {
+        match self.state {
+            State::Data { left, deliver: true, .. } => self.lose(left, lost),
+            State::SparseMap { .. } | State::OldSparseExt => {
+                if let Some(m) = self.member.as_ref().filter(|m| m.entry.size > 0) {
+                    lost(0, m.entry.size);
+                }
+            }
+            _ => {}
+        }
+        self.member = None;
+        if self.failed.is_none() {
+            self.failed = Some(Error::truncated("", "inner tar: the stream was lost before this point"));
+        }
+    }
+
+    /// Advances over `n` stored bytes of the current member without delivering them, reporting
+    /// where they belong in the real file.
+    fn lose(&mut self, mut n: u64, lost: &mut dyn FnMut(u64, u64)) {
+        let Some(m) = self.member.as_mut() else { return };
+        match &m.map {
+            None => {
+                if n > 0 {
+                    lost(m.pos, n);
+                }
+                m.pos += n;
+            }
+            Some(map) => {
+                while n > 0 {
+                    while m.run < map.len() && m.run_done == map[m.run].1 {
+                        m.run += 1;
+                        m.run_done = 0;
+                    }
+                    // The map sums to the stored size, so a run is always left.
+                    let Some(&(off, len)) = map.get(m.run) else { return };
+                    let k = n.min(len - m.run_done);
+                    lost(off + m.run_done, k);
+                    m.run_done += k;
+                    n -= k;
+                }
+            }
+        }
+    }
+
     fn on_ext_done(&mut self, kind: ExtKind) -> Result<()> {
         let body = std::mem::take(&mut self.ext);
         match kind {
@@ -1397,6 +1483,80 @@ pub(crate) mod tests {
             assert!(c == "ok" || c == "truncated", "cut {cut}: {c}");
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Feeds `tar` with `[..a]`, loses `[a..b)`, feeds `[b..]`; returns what was delivered and lost.
+    fn salvage_parse(tar: &[u8], a: usize, b: usize) -> (Collect, Vec<(u64, u64)>, bool) {
+        let mut t = InnerTar::new();
+        let mut c = Collect::default();
+        let mut lost = Vec::new();
+        t.feed(&tar[..a], &mut c).unwrap();
+        let synced = t.skip((b - a) as u64, &mut c, &mut |o, l| lost.push((o, l))).unwrap();
+        if synced {
+            t.feed(&tar[b..], &mut c).unwrap();
+            t.finish(&mut c).unwrap();
+        } else {
+            t.give_up(&mut |o, l| lost.push((o, l)));
+            assert!(t.feed(&tar[b..], &mut c).is_err() || b == tar.len());
+        }
+        (c, lost, synced)
+    }
+
+    #[test]
+    fn a_gap_in_member_data_is_mapped_through_the_sparse_map_and_parsing_goes_on() {
+        let map = [(0u64, 1536u64), (8192, 512), (20000, 1000), (40000, 0)];
+        let tar = tarwriter("vm1/x.img", 40000, &map, &qubes_volume);
+        let data_start = 1536 + 512; // pax header + records, ustar header, one block of map text
+        // Stored byte k of the data area lands at image offset place(k).
+        let place = |k: u64| {
+            let mut base = 0;
+            for &(o, l) in &map {
+                if k < base + l {
+                    return o + (k - base);
+                }
+                base += l;
+            }
+            unreachable!()
+        };
+        for (a, b) in [(data_start, data_start + 100), (data_start + 1500, data_start + 2100), (data_start + 2047, data_start + 3048)] {
+            let (c, lost, synced) = salvage_parse(&tar, a, b);
+            assert!(synced);
+            let g = &c.got[0];
+            assert!(g.ended);
+            // lost + delivered = exactly the stored bytes, each once, where the map puts them
+            let mut want = Vec::new();
+            for k in (a - data_start) as u64..(b - data_start) as u64 {
+                want.push(place(k));
+            }
+            let got: Vec<u64> = lost.iter().flat_map(|&(o, l)| o..o + l).collect();
+            assert_eq!(got, want, "gap {a}..{b}");
+            assert_eq!(g.delivered() + got.len() as u64, 3048);
+            for (o, d) in &g.runs {
+                assert_eq!(*d, qubes_volume(*o, d.len() as u64));
+            }
+        }
+    }
+
+    #[test]
+    fn a_gap_over_the_sparse_map_loses_the_whole_member() {
+        let tar = tarwriter("vm1/x.img", 40000, &[(0, 1536), (30000, 512)], &qubes_volume);
+        let (c, lost, synced) = salvage_parse(&tar, 1600, 1700);
+        assert!(!synced);
+        assert!(c.got.is_empty(), "nothing is delivered without the map");
+        assert_eq!(lost, vec![(0, 40000)]);
+        // A gap from the data into the end marker: the rest of the member is lost, nothing else.
+        let (c, lost, synced) = salvage_parse(&tar, 2048 + 1000, tar.len() - 10);
+        assert!(synced);
+        assert_eq!(lost, vec![(1000, 536), (30000, 512)]);
+        assert_eq!(c.got[0].delivered(), 1000);
+        // give_up in the middle of the data: the undelivered rest of the map is lost.
+        let mut t = InnerTar::new();
+        let mut c = Collect::default();
+        t.feed(&tar[..2048 + 1600], &mut c).unwrap();
+        let mut lost = Vec::new();
+        t.give_up(&mut |o, l| lost.push((o, l)));
+        assert_eq!(lost, vec![(30000 + 64, 512 - 64)]);
+        assert!(t.finish(&mut c).is_err());
     }
 
     #[test]

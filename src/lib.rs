@@ -8,7 +8,9 @@
 pub mod container;
 pub mod decompress;
 pub mod error;
+pub mod fs;
 pub mod header;
+pub mod image;
 pub mod inner_tar;
 pub mod outer;
 pub mod qubes_xml;

@@ -416,6 +416,56 @@ pub struct FileRestore<'a> {
     chunk: String,
     chunks_pushed: usize,
     chunk_names: Vec<String>,
+    compression: Compression,
+    salvage: Option<SalvageState>,
+}
+
+/// Salvage mode's bookkeeping (see [`FileRestore::salvage`]).
+#[derive(Default)]
+struct SalvageState {
+    /// Image ranges `[start, end)` whose bytes are unknown, ascending.
+    lost: Vec<(u64, u64)>,
+    /// The first damage met.
+    damage: Option<Error>,
+    /// The stream cannot be followed any more: later chunks contribute nothing.
+    broken: bool,
+}
+
+impl SalvageState {
+    fn add(&mut self, start: u64, len: u64) {
+        add_range(&mut self.lost, start, start.saturating_add(len));
+    }
+}
+
+/// Adds `[start, end)` to sorted disjoint ranges, merging what touches or overlaps.
+fn add_range(ranges: &mut Vec<(u64, u64)>, start: u64, end: u64) {
+    if start >= end {
+        return;
+    }
+    let at = ranges.partition_point(|r| r.1 < start);
+    let mut merged = (start, end);
+    let mut upto = at;
+    while upto < ranges.len() && ranges[upto].0 <= merged.1 {
+        merged = (merged.0.min(ranges[upto].0), merged.1.max(ranges[upto].1));
+        upto += 1;
+    }
+    ranges.splice(at..upto, [merged]);
+}
+
+/// What a salvage restore recovered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Salvaged {
+    pub report: FileReport,
+    /// Byte ranges `[start, end)` of the image that could not be restored (left as zeros),
+    /// ascending, adjacent ranges merged. Holes the authenticated sparse map declares are
+    /// known zeros and are not listed.
+    pub lost: Vec<(u64, u64)>,
+    /// The first damage met (what the exit code and the message report); `None`: the file
+    /// restored cleanly and `lost` is empty.
+    pub damage: Option<Error>,
+    /// The member's header and sparse map were read, so the image's size and layout are known.
+    /// False: nothing could be salvaged (the damage hit the start of the stream).
+    pub found: bool,
 }
 
 impl<'a> FileRestore<'a> {
@@ -438,13 +488,91 @@ impl<'a> FileRestore<'a> {
             chunk: String::new(),
             chunks_pushed: 0,
             chunk_names: file.chunks.iter().map(|c| c.name.clone()).collect(),
+            compression,
+            salvage: None,
         }
+    }
+
+    /// Salvage mode: damage no longer stops the restore. A lost chunk ([`FileRestore::push_lost`])
+    /// or a stream error is recorded; for an uncompressed stream the inner tar goes on after a
+    /// lost chunk (its stream position is known, and the sparse map places what follows), for a
+    /// compressed one everything after the damage is lost. Only sink errors still fail.
+    /// End with [`FileRestore::finish_salvage`].
+    pub fn salvage(mut self) -> Self {
+        self.salvage = Some(SalvageState::default());
+        self
+    }
+
+    /// Salvage mode: whether later chunks can still contribute (false once the stream is lost:
+    /// the caller may stop reading and decrypting chunks).
+    pub fn wants_more(&self) -> bool {
+        self.salvage.as_ref().is_none_or(|s| !s.broken)
+    }
+
+    /// Image ranges lost so far (salvage mode), ascending and merged.
+    pub fn lost_ranges(&self) -> &[(u64, u64)] {
+        self.salvage.as_ref().map_or(&[], |s| &s.lost)
+    }
+
+    /// Salvage mode: the next chunk is unusable (`why`: its MAC failed, it could not be read).
+    /// `plaintext_len` is its plaintext length (member size − 128), known from the outer index;
+    /// `None` if unknown. Nothing of the chunk is used. Outside salvage mode returns `why`.
+    pub fn push_lost(&mut self, plaintext_len: Option<u64>, why: Error) -> Result<()> {
+        self.chunk = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
+        self.chunks_pushed += 1;
+        let Some(s) = self.salvage.as_mut() else { return Err(why) };
+        s.damage.get_or_insert(why);
+        if s.broken {
+            return Ok(());
+        }
+        let (tar, check) = (&mut self.tar, &mut self.check);
+        let synced = match plaintext_len {
+            Some(len) if self.compression == Compression::None => {
+                check.report.stream += len;
+                let r = tar.skip(len, check, &mut |o, l| s.add(o, l));
+                if let Err(e) = &r {
+                    if matches!(e, Error::Io(_)) {
+                        return r.map(|_| ());
+                    }
+                }
+                r.unwrap_or(false)
+            }
+            _ => false,
+        };
+        if !synced {
+            s.broken = true;
+            tar.give_up(&mut |o, l| s.add(o, l));
+        }
+        Ok(())
+    }
+
+    /// Salvage mode: a stream error is damage, recorded, and the rest of the member is lost;
+    /// a sink error (I/O) still fails.
+    fn absorb(&mut self, r: Result<()>) -> Result<()> {
+        let (Some(s), Err(e)) = (self.salvage.as_mut(), &r) else { return r };
+        if matches!(e, Error::Io(_)) {
+            return r;
+        }
+        s.damage.get_or_insert_with(|| e.clone());
+        if !s.broken {
+            s.broken = true;
+            self.tar.give_up(&mut |o, l| s.add(o, l));
+        }
+        Ok(())
     }
 
     /// Feeds the verified plaintext of the next chunk.
     pub fn push(&mut self, plaintext: &[u8]) -> Result<()> {
         self.chunk = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
         self.chunks_pushed += 1;
+        if !self.wants_more() {
+            return Ok(());
+        }
+        let r = self.feed(plaintext);
+        self.absorb(r)
+    }
+
+    fn feed(&mut self, plaintext: &[u8]) -> Result<()> {
         let (tar, check, raw) = (&mut self.tar, &mut self.check, &mut self.raw);
         let mut stream = check.report.stream;
         let result = self.decoder.feed(plaintext, &mut |out: &[u8]| {
@@ -458,8 +586,36 @@ impl<'a> FileRestore<'a> {
         result.map_err(|e| e.in_member(&self.chunk))
     }
 
+    /// Salvage mode's end: like [`FileRestore::finish`], but damage (a stream that ends early,
+    /// a lost chunk) is reported in [`Salvaged`] rather than failing; only sink errors fail.
+    pub fn finish_salvage(mut self) -> Result<Salvaged> {
+        if self.salvage.is_none() {
+            self.salvage = Some(SalvageState::default());
+        }
+        if self.wants_more() {
+            let r = self.end_stream();
+            self.absorb(r)?;
+        }
+        let found = match &self.check.member {
+            Member_::Single { seen, .. } => *seen,
+            Member_::Tree { .. } => true,
+        };
+        let s = self.salvage.take().unwrap_or_default();
+        let mut report = self.check.report;
+        if !found {
+            report.size = 0;
+        }
+        let lost = if found { s.lost } else { Vec::new() };
+        Ok(Salvaged { report, lost, damage: s.damage, found })
+    }
+
     /// Ends the stream: the compressor and the inner tar must both be complete.
     pub fn finish(mut self) -> Result<FileReport> {
+        self.end_stream()?;
+        Ok(self.check.report)
+    }
+
+    fn end_stream(&mut self) -> Result<()> {
         let last = self.chunk_names.last().cloned().unwrap_or_else(|| self.path.clone());
         let (tar, check, raw) = (&mut self.tar, &mut self.check, &mut self.raw);
         let mut stream = check.report.stream;
@@ -480,7 +636,7 @@ impl<'a> FileRestore<'a> {
         if let Some(raw) = raw.as_mut() {
             raw.set_len(stream)?;
         }
-        Ok(self.check.report)
+        Ok(())
     }
 }
 
@@ -531,6 +687,46 @@ mod native {
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<FileReport> {
         let mut restore = FileRestore::new(file, backup.compression(), target);
+        each_chunk(backup, file, workers, progress, &mut |_, opened| {
+            restore.push(&opened?)?;
+            Ok(true)
+        })?;
+        restore.finish()
+    }
+
+    /// Like [`restore_file`] in salvage mode ([`FileRestore::salvage`]): a chunk that cannot be
+    /// opened (MAC, read error, cut short) contributes nothing and is reported lost; everything
+    /// that can be placed is restored. Fails only when the sink fails.
+    pub fn salvage_file<R: ReadAt + Sync>(
+        backup: &Backup<R>,
+        file: &StoredFile,
+        target: Target<'_>,
+        workers: usize,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Salvaged> {
+        let mut restore = FileRestore::new(file, backup.compression(), target).salvage();
+        each_chunk(backup, file, workers, progress, &mut |i, opened| {
+            match opened {
+                Ok(plaintext) => restore.push(&plaintext)?,
+                Err(e) => {
+                    let len = file.chunks[i].size.checked_sub(container::OVERHEAD as u64);
+                    restore.push_lost(len, e)?
+                }
+            }
+            Ok(restore.wants_more())
+        })?;
+        restore.finish_salvage()
+    }
+
+    /// Opens the chunks of `file` on `workers` threads and hands them to `each` in order
+    /// (`each` returns false to stop early).
+    fn each_chunk<R: ReadAt + Sync>(
+        backup: &Backup<R>,
+        file: &StoredFile,
+        workers: usize,
+        progress: &mut dyn FnMut(&Progress),
+        each: &mut dyn FnMut(usize, Result<Vec<u8>>) -> Result<bool>,
+    ) -> Result<()> {
         let total = file.chunks.len();
         let window = workers + 1;
         let next = AtomicUsize::new(0);
@@ -570,23 +766,23 @@ mod native {
                             g = cv.wait(g).unwrap();
                         }
                     };
-                    restore.push(&opened?)?;
+                    let more = each(i, opened)?;
                     let (lock, cv) = &state;
                     lock.lock().unwrap().0 = i + 1;
                     cv.notify_all();
                     p.chunks_done = i + 1;
                     p.bytes_done += file.chunks[i].size;
                     progress(&p);
+                    if !more {
+                        break;
+                    }
                 }
                 Ok(())
             })();
-            if result.is_err() {
-                stop.store(true, Ordering::SeqCst);
-                state.1.notify_all();
-            }
+            stop.store(true, Ordering::SeqCst);
+            state.1.notify_all();
             result
-        })?;
-        restore.finish()
+        })
     }
 }
 

@@ -252,6 +252,16 @@ describe('no network from the page (Chromium)', () => {
     cdp.on('Network.requestWillBeSent', (e) => seen.push({ via: 'cdp', url: e.request.url, id: e.requestId }));
     cdp.on('Network.webSocketCreated', (e) => seen.push({ via: 'cdp-ws', url: e.url }));
     cdp.on('Network.loadingFailed', (e) => seen.push({ via: 'cdp-failed', id: e.requestId, blockedReason: e.blockedReason, error: e.errorText }));
+    // A request the CSP blocks never reaches the Network domain; the attempt shows up as a
+    // security/worker log entry (page and workers) and as an Audits issue (page).
+    await cdp.send('Log.enable');
+    cdp.on('Log.entryAdded', (e) => {
+      if (/Content Security Policy/i.test(e.entry.text)) seen.push({ via: 'csp-log', source: e.entry.source, text: e.entry.text.slice(0, 300) });
+    });
+    await cdp.send('Audits.enable');
+    cdp.on('Audits.issueAdded', (e) => {
+      if (e.issue.code === 'ContentSecurityPolicyIssue') seen.push({ via: 'csp-issue', details: JSON.stringify(e.issue.details).slice(0, 300) });
+    });
     return seen;
   }
   const isLocal = (u) => /^(file|blob|data):/i.test(u || '');
@@ -277,6 +287,7 @@ describe('no network from the page (Chromium)', () => {
       log(`${urls.length} requests recorded (schemes: ${[...new Set(urls.map((s) => s.url.split(':')[0]))]}); ` +
         `trap proxy: ${proxy.pageHits().length} page-attributable, ${proxy.browserHits().length} from Chromium's own services (ignored)`);
       assert.deepEqual(remote, [], 'non-local requests during restore');
+      assert.deepEqual(seen.filter((x) => x.via.startsWith('csp-')), [], 'the page or a worker attempted something the CSP blocked');
       assert.deepEqual(proxy.pageHits(), [], 'the trap proxy saw network traffic');
     } finally {
       await page.close().catch(() => {});
@@ -320,6 +331,8 @@ describe('no network from the page (Chromium)', () => {
       assert.notEqual(res.img, 'loaded', 'remote image loaded');
       assert.ok(res.violations.some((v) => v.directive === 'connect-src' && /example\.com/.test(v.blocked)), `no connect-src securitypolicyviolation: ${JSON.stringify(res.violations)}`);
       assert.ok(res.violations.some((v) => v.directive === 'img-src'), `no img-src violation: ${JSON.stringify(res.violations)}`);
+      assert.ok(seen.some((x) => x.via === 'csp-log' && x.source === 'worker' && /example\.com\/w/.test(x.text)),
+        `the worker's blocked fetch was not seen through CDP Log: ${JSON.stringify(seen.filter((x) => x.via.startsWith('csp-')))}`);
       const wf = res.worker.find((m) => m.fetch);
       assert.ok(wf && /^rejected/.test(wf.fetch), `worker fetch not blocked: ${JSON.stringify(res.worker)}`);
       assert.deepEqual(proxy.hits.filter((h) => /example\.com/.test(h.line)), [], 'a blocked request still reached the network');

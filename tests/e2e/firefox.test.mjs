@@ -14,18 +14,23 @@ import { assertFilesMatch } from './lib/assertions.mjs';
 const FIREFOX_BIN = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const log = (...a) => console.log('   #', ...a);
 
+// Same recorder as lib/chromium.mjs: every data-state/data-error transition of `status`.
 const STATE_RECORDER = `
   const log = (window.__e2eStates = window.__e2eStates || []);
   const el = document.querySelector('[data-testid="status"]');
   if (el && !window.__e2eObserving) {
     window.__e2eObserving = true;
-    const rec = () => {
-      const s = { state: el.getAttribute('data-state'), error: el.getAttribute('data-error'), text: (el.textContent || '').trim().slice(0, 300) };
+    const push = (state, error) => {
+      const s = { state, error, text: (el.textContent || '').trim().slice(0, 300) };
       const last = log[log.length - 1];
       if (!last || last.state !== s.state || last.error !== s.error) log.push(s);
     };
-    rec();
-    new MutationObserver(rec).observe(el, { attributes: true, attributeFilter: ['data-state', 'data-error'] });
+    push(el.getAttribute('data-state'), el.getAttribute('data-error'));
+    new MutationObserver((records) => {
+      const states = records.filter((r) => r.attributeName === 'data-state');
+      for (let i = 1; i < states.length; i++) push(states[i].oldValue, null);
+      push(el.getAttribute('data-state'), el.getAttribute('data-error'));
+    }).observe(el, { attributes: true, attributeOldValue: true, attributeFilter: ['data-state', 'data-error'] });
   }
   return log.length;`;
 
@@ -75,38 +80,45 @@ describe('qubes-rescue page in Firefox ESR', () => {
   }
   const describeAll = async () => `${JSON.stringify(await status().catch((e) => String(e)))}\nfiles in download dir: ${readdirSync(dl)}\ngeckodriver: ${gd.logs.join('').slice(-3000)}`;
 
-  it('restores a gzip backup byte-exact (downloads via browser.download.dir)', { timeout: 15 * 60e3 }, async () => {
-    const b = pick('gzip', 'pax-sparse');
-    const expected = expectedFiles(b);
+  /** Fresh page load; resolves when Open is enabled (the page compiles its wasm and starts workers first). */
+  async function load() {
+    for (const f of readdirSync(dl)) await rmrf(join(dl, f));
     await s.navigate(PAGE_URL);
     await s.exec(STATE_RECORDER);
-    // The page compiles its wasm and starts workers before Open is enabled.
     await waitFor(async () => s.exec(`const b = document.querySelector('[data-testid="open"]'); return !!b && !b.disabled;`),
       { timeout: 60000, interval: 200, describe: describeAll });
-    await s.sendKeys(await s.find('[data-testid="backup-file"]'), b.path);
-    await s.sendKeys(await s.find('[data-testid="passphrase"]'), b.passphrase);
+  }
+
+  async function open(path, passphrase) {
+    await s.sendKeys(await s.find('[data-testid="backup-file"]'), path);
+    await s.sendKeys(await s.find('[data-testid="passphrase"]'), passphrase);
     const t0 = Date.now();
     await s.click(await s.find('[data-testid="open"]'));
     await waitFor(async () => {
       if ((await s.findAll('[data-testid="qube-row"]')).length) return true;
       return (await status()).now?.state === 'error';
     }, { timeout: 120000, interval: 250, describe: describeAll });
-    const rows = await s.findAll('[data-testid="qube-row"]');
-    assert.ok(rows.length > 0, `no qubes listed: ${await describeAll()}`);
-    log(`opened in ${Date.now() - t0} ms, ${rows.length} qubes`);
-    for (const row of await s.findAll('[data-testid="qube-row"] [data-testid="select"]')) {
-      if (!(await s.selected(row))) await s.click(row);
+    return { ms: Date.now() - t0, rows: (await s.findAll('[data-testid="qube-row"]')).length, status: (await status()).now };
+  }
+
+  async function restoreAll(b) {
+    const expected = expectedFiles(b);
+    await load();
+    const o = await open(b.path, b.passphrase);
+    assert.ok(o.rows > 0, `no qubes listed: ${await describeAll()}`);
+    log(`${b.file}: opened in ${o.ms} ms, ${o.rows} qubes`);
+    for (const box of await s.findAll('[data-testid="qube-row"] [data-testid="select"]')) {
+      if (!(await s.selected(box))) await s.click(box);
     }
     const since = (await status()).log.length;
     const t1 = Date.now();
     await s.click(await s.find('[data-testid="restore"]'));
     await waitFor(async () => (await status()).log.slice(since).find((x) => x.state === 'done' || x.state === 'error'),
       { timeout: 10 * 60e3, interval: 250, describe: describeAll });
-    const st = await status();
-    const final = st.log.slice(since).find((x) => x.state === 'done' || x.state === 'error');
+    const final = (await status()).log.slice(since).find((x) => x.state === 'done' || x.state === 'error');
     assert.equal(final.state, 'done', await describeAll());
-    // Firefox writes <name>.part (and may create the final name empty at start): wait until every
-    // expected file is complete and no .part remains, then until sizes stop changing.
+    // No download events over WebDriver: Firefox writes <name>.part, then renames it. Wait until
+    // every expected file is there at its size and no .part remains.
     const names = Object.keys(expected);
     await waitFor(() => {
       const here = readdirSync(dl);
@@ -114,9 +126,27 @@ describe('qubes-rescue page in Firefox ESR', () => {
         !here.some((f) => f.endsWith('.part'));
     }, { timeout: 10 * 60e3, interval: 250, describe: describeAll });
     await sleep(1000);
-    log(`restore ${Date.now() - t1} ms, downloads: ${readdirSync(dl).join(', ')}`);
+    log(`${b.file}: restore ${Date.now() - t1} ms, downloads: ${readdirSync(dl).join(', ')}`);
     const got = {};
     for (const f of readdirSync(dl)) got[f] = await inspectDownload(join(dl, f), f);
     assertFilesMatch(got, expected, { context: await describeAll() });
+  }
+
+  it('restores a gzip backup (PAX sparse, root.img, dom0 home) byte-exact, downloads via browser.download.dir', { timeout: 15 * 60e3 }, async () => {
+    await restoreAll(pick('gzip', 'pax-sparse'));
+  });
+
+  it('restores a zstd backup (GNU sparse, dom0 home) byte-exact', { timeout: 15 * 60e3 }, async () => {
+    await restoreAll(pick('zstd'));
+  });
+
+  it('reports a wrong passphrase as data-error=wrong-passphrase', async () => {
+    const b = pick('gzip', 'pax-sparse');
+    await load();
+    const o = await open(b.path, `${b.passphrase}x`);
+    log(`wrong passphrase reported after ${o.ms} ms`);
+    assert.equal(o.rows, 0, 'qubes listed despite a wrong passphrase');
+    assert.equal(o.status?.state, 'error', await describeAll());
+    assert.equal(o.status?.error, 'wrong-passphrase', await describeAll());
   });
 });

@@ -102,20 +102,26 @@ export class RescuePage {
 
   tid(id) { return this.page.getByTestId(id); }
 
-  /** Records every data-state/data-error transition of `status` with a timestamp. */
+  /** Records every data-state/data-error transition of `status` with a timestamp (also
+   *  transitions that happen within one task: rebuilt from the mutation records' old values). */
   async installStateRecorder() {
     await this.page.evaluate(() => {
       const log = (window.__e2eStates = []);
       const attach = () => {
         const el = document.querySelector('[data-testid="status"]');
         if (!el) return false;
-        const rec = () => {
-          const s = { t: performance.now(), state: el.getAttribute('data-state'), error: el.getAttribute('data-error'), text: (el.textContent || '').trim().slice(0, 300) };
+        const push = (state, error) => {
+          const s = { t: performance.now(), state, error, text: (el.textContent || '').trim().slice(0, 300) };
           const last = log[log.length - 1];
           if (!last || last.state !== s.state || last.error !== s.error) log.push(s);
         };
-        rec();
-        new MutationObserver(rec).observe(el, { attributes: true, attributeFilter: ['data-state', 'data-error'] });
+        push(el.getAttribute('data-state'), el.getAttribute('data-error'));
+        new MutationObserver((records) => {
+          const states = records.filter((r) => r.attributeName === 'data-state');
+          // each record's oldValue is the value before it; the values after are the next oldValue ... current
+          for (let i = 1; i < states.length; i++) push(states[i].oldValue, null);
+          push(el.getAttribute('data-state'), el.getAttribute('data-error'));
+        }).observe(el, { attributes: true, attributeOldValue: true, attributeFilter: ['data-state', 'data-error'] });
         return true;
       };
       if (!attach()) {
@@ -163,16 +169,19 @@ export class RescuePage {
     return this.waitOpened({ since, timeout });
   }
 
+  /** Open is over when, after `since`, the status went to working and then left it (or shows an
+   *  error); a page that never shows working counts as opened once qube rows are there. */
   async waitOpened({ since = 0, timeout = 120000 } = {}) {
     const t0 = Date.now();
     await waitFor(async () => {
-      const rows = await this.page.locator('[data-testid="qube-row"]').count();
-      if (rows > 0) return true;
-      const log = await this.states();
-      return log.slice(since).some((s) => s.state === 'error');
+      const tr = (await this.states()).slice(since);
+      if (tr.some((s) => s.state === 'error')) return true;
+      const w = tr.findIndex((s) => s.state === 'working');
+      if (w >= 0) return tr.slice(w + 1).some((s) => s.state !== 'working');
+      return Date.now() - t0 > 2000 && (await this.page.locator('[data-testid="qube-row"]').count()) > 0;
     }, { timeout, interval: 200, describe: () => this.describe() });
     const st = await this.status();
-    return { ms: Date.now() - t0, status: st, qubes: await this.qubeNames() };
+    return { ms: Date.now() - t0, status: st, qubes: st?.state === 'error' ? [] : await this.qubeNames() };
   }
 
   async qubeNames() {

@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { sha256File } from './common.mjs';
+import { digestFile } from './common.mjs';
 import { readTar } from './tarread.mjs';
 
 /** sha256 and size of a downloaded file (streamed); for .tar files also the entries. */
 export async function inspectDownload(path, name) {
-  const r = await sha256File(path);
+  const r = await digestFile(path);
   if (name.endsWith('.tar')) {
     if (r.size > 512 << 20) r.tarError = 'too big to inspect';
     else {

@@ -30,6 +30,13 @@ BACKUP=${1:-$BENCH_DIR/bench-${SIZE}.bin}
 say() { printf 'bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+# CPU seconds (user+sys) used so far by every finished child of this shell, from bash's `times`
+# (run in this shell, not a subshell; Chromium's processes count once node has reaped them)
+# → sets CPU; call it directly (not in $(...), which would be a subshell with its own children)
+cpu_children() {
+  times > "$WORK/times"
+  CPU=$(tail -n1 "$WORK/times" | awk '{ t = 0; for (i = 1; i <= NF; i++) { x = $i; m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); t += m * 60 + x } printf "%.2f", t }')
+}
 
 for t in scrypt tar gzip node od; do command -v $t >/dev/null || { say "$t is needed"; exit 1; }; done
 mkdir -p "$BENCH_DIR"
@@ -54,9 +61,9 @@ say "backup $BACKUP: $(stat -c %s "$BACKUP") bytes, $SUB/private.img in $NCHUNKS
 # ---------------------------------------------------------------- (a) the manual recipe
 # appends "total_s" to $WORK/recipe.txt and "run chunk s" lines to $WORK/recipe-chunks.txt
 run_recipe() {
-  local run=$1 R=$WORK/recipe t0 c0 f_enc f_dec id filter
+  local run=$1 R=$WORK/recipe t0 c0 f_enc f_dec id filter cpu0
   rm -rf "$R"; mkdir -p "$R/out"
-  sync; t0=$(now)
+  sync; cpu_children; cpu0=$CPU; t0=$(now)
   (
     cd "$R"
     tar -i -xf "$BACKUP"
@@ -77,6 +84,7 @@ run_recipe() {
   done
   (cd "$R" && cat $(ls "$SUB"/private.img.[0-9]* | grep -v '\.enc$' | sort -V) | "$filter" -d | tar -x --sparse -C "$R/out")
   secs "$t0" "$(now)" >> "$WORK/recipe.txt"; echo >> "$WORK/recipe.txt"
+  cpu_children; secs "$cpu0" "$CPU" >> "$WORK/recipe-cpu.txt"; echo >> "$WORK/recipe-cpu.txt"
   sha256sum < "$R/out/$SUB/private.img" | cut -d' ' -f1 > "$WORK/recipe.sha"
   [ -f "$WORK/params" ] || od -An -tu1 -v -N16 "$R/$SUB/private.img.000.enc" | tr -s ' \n' '  ' > "$WORK/params"
   rm -rf "$R"
@@ -94,13 +102,14 @@ run_page() {
 # ---------------------------------------------------------------- (c) the CLI
 CLI_BIN=$ROOT/target/release/qubes-rescue
 run_cli() {
-  local run=$1 c0 img
+  local run=$1 c0 img cpu0
   [ -x "$CLI_BIN" ] || return 0
   rm -rf "$WORK/cli"
-  sync; c0=$(now)
+  sync; cpu_children; cpu0=$CPU; c0=$(now)
   QUBES_RESCUE_PASSPHRASE=$PASS "$CLI_BIN" extract "$BACKUP" "$QUBE" -o "$WORK/cli" >/dev/null 2>"$WORK/cli.log" \
     || say "cli failed: $(tail -3 "$WORK/cli.log")"
   secs "$c0" "$(now)" >> "$WORK/cli.txt"; echo >> "$WORK/cli.txt"
+  cpu_children; secs "$cpu0" "$CPU" >> "$WORK/cli-cpu.txt"; echo >> "$WORK/cli-cpu.txt"
   img=$(find "$WORK/cli" -name '*private.img' -type f | head -n1)
   if [ -n "$img" ]; then sha256sum < "$img" | cut -d' ' -f1 > "$WORK/cli.sha"; fi
   rm -rf "$WORK/cli"
@@ -130,6 +139,7 @@ const nums = (f) => read(f).split('\n').filter(Boolean).map(Number);
 const min = (a) => Math.min(...a);
 const f2 = (x) => x.toFixed(2);
 const recipe = nums('recipe.txt'), cli = nums('cli.txt'), kdf = nums('kdf.txt');
+const recipeCpu = nums('recipe-cpu.txt'), cliCpu = nums('cli-cpu.txt');
 const pages = [...Array(+runs).keys()].map((i) => JSON.parse(read(`page-${i + 1}.json`)));
 const pageT = pages.map((pg) => (pg.openMs + pg.restoreMs) / 1000);
 const pageDl = pages.map((pg) => (pg.openMs + pg.downloadsMs) / 1000);
@@ -152,6 +162,10 @@ else o.push('(c) qubes-rescue extract (CLI):     not run (no target/release/qube
 o.push('');
 o.push(`ratio page/recipe: ${f2(min(pageT) / min(recipe))}   (download written: ${f2(min(pageDl) / min(recipe))})`);
 if (cli.length) o.push(`ratio cli/recipe:  ${f2(min(cli) / min(recipe))}`);
+const pageCpu = pages.map((pg) => pg.rendererCpuS).filter((x) => typeof x === 'number');
+o.push(`CPU seconds, min over runs: recipe ${f2(min(recipeCpu))} (user+sys of its processes), ` +
+  `page ${pageCpu.length ? f2(min(pageCpu)) : 'n/a'} (renderer ProcessTime, Open→done, via CDP; the browser process writing the download is not counted)` +
+  `${cliCpu.length ? `, cli ${f2(min(cliCpu))}` : ''} — steadier than wall time on a busy machine`);
 const pImg = best.files[`${qube}-private.img`];
 o.push(`same private.img as the recipe: page ${pImg ? (pImg.sha256 === recipeSha ? 'yes' : 'NO') : 'n/a'}` +
   (cli.length ? `, cli ${cliSha ? (cliSha === recipeSha ? 'yes' : 'NO') : 'n/a'}` : ''));
@@ -163,7 +177,8 @@ if (allKdf.length) {
     `[${st.workers || '?'} workers in parallel, hardwareConcurrency ${best.hardwareConcurrency}, WebCrypto AES/HMAC ${st.webCrypto}]`);
   if (st.cryptoMs && st.cryptoMs.length) o.push(`    page AES+HMAC per chunk: ${st.cryptoMs.map((x) => f2(x / 1000)).join(', ')} s`);
   o.push(`KDF alone, scrypt dec (Tarsnap CLI), same parameters: ${kdf.map(f2).join(', ')} s`);
-  o.push(`ratio page KDF / scrypt KDF (min/min): ${f2(min(allKdf) / 1000 / min(kdf))}`);
+  o.push(`ratio page KDF / scrypt KDF (min/min): ${f2(min(allKdf) / 1000 / min(kdf))}` +
+    ((st.workers || 1) > 1 ? `  (the page runs ${st.workers} KDFs at once: on a busy ${require('os').cpus().length}-core machine each gets less than a core)` : ''));
 } else {
   o.push(`KDF per chunk: the page exposes no timings (window.qubesRescue.stats); scrypt KDF alone: ${kdf.map(f2).join(', ')} s`);
 }

@@ -108,7 +108,7 @@ pub fn chunk_error(e: Error) -> Error {
 /// `.000, .001, …` with no gap or duplicate and equal-sized non-final chunks.
 /// `whole`: the chunks of `path` itself form one file of that kind (dom0's home,
 /// qubes.xml); otherwise every `path/<name>.NNN.enc` is a file of the folder `path`.
-fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Result<Vec<StoredFile>> {
+pub fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Result<Vec<StoredFile>> {
     let mut files: Vec<StoredFile> = Vec::new();
     let mut indices: Vec<Vec<usize>> = Vec::new();
     for m in members {
@@ -506,7 +506,7 @@ impl<'a> FileRestore<'a> {
     /// Salvage mode: whether later chunks can still contribute (false once the stream is lost:
     /// the caller may stop reading and decrypting chunks).
     pub fn wants_more(&self) -> bool {
-        self.salvage.as_ref().is_none_or(|s| !s.broken)
+        self.salvage.as_ref().map_or(true, |s| !s.broken)
     }
 
     /// Image ranges lost so far (salvage mode), ascending and merged.
@@ -748,6 +748,9 @@ mod native {
                             g = cv.wait(g).unwrap();
                         }
                     }
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
                     let opened = backup.open_chunk(&file.chunks[i]);
                     let (lock, cv) = &state;
                     lock.lock().unwrap().1.insert(i, opened);
@@ -789,6 +792,18 @@ mod native {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_ranges_are_kept_sorted_and_merged() {
+        let mut r = Vec::new();
+        for (a, b) in [(10, 20), (30, 40), (20, 25), (0, 5), (5, 10), (35, 50), (60, 60), (24, 31)] {
+            add_range(&mut r, a, b);
+        }
+        assert_eq!(r, vec![(0, 50)]);
+        add_range(&mut r, 70, 80);
+        add_range(&mut r, 51, 52);
+        assert_eq!(r, vec![(0, 50), (51, 52), (70, 80)]);
+    }
 
     #[test]
     fn chunk_names_follow_qubes_numbering() {

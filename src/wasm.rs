@@ -29,13 +29,16 @@ fn to_js(e: Error) -> JsValue {
 
 /// A JS exception as a core error: a sink that failed (quota, disk) or a read that failed.
 fn js_io(what: &str, e: JsValue) -> Error {
+    let name = Reflect::get(&e, &"name".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
     let detail = Reflect::get(&e, &"message".into())
         .ok()
         .and_then(|m| m.as_string())
         .or_else(|| e.as_string())
-        .unwrap_or_else(|| "no details".into());
-    let name = Reflect::get(&e, &"name".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| if name.is_empty() { "no details".into() } else { name.clone() });
     match name.as_str() {
+        // The page's sinks throw this with a whole sentence (what did not fit, what to do).
+        "QuotaExceededError" if detail.contains(';') => Error::Io(detail),
         "QuotaExceededError" => Error::Io(format!("{what}: the browser ran out of storage space ({detail}); free disk space, or restore fewer qubes at once")),
         "NotReadableError" | "NotFoundError" => Error::Io(format!(
             "{what}: the backup file could not be read ({detail}); it may have been moved, changed or unplugged: pick it again"
@@ -220,6 +223,15 @@ impl BackupHandle {
                 json!({ "path": f.path, "name": f.name, "kind": kind_name(f.kind), "chunks": chunks })
             })
             .collect();
+        Ok(serde_json::Value::Array(list).to_string())
+    }
+
+    /// What qubes.xml promises for `qube` but the backup lacks (a volume, or every file), as JSON
+    /// `[{class, message}]`: each is a `truncated` error to report after the qube's other files.
+    pub fn missing_json(&self, qube: &str) -> Result<String, JsValue> {
+        let files = self.backup.files(qube).map_err(to_js)?;
+        let missing = self.backup.missing(qube, &files).map_err(to_js)?;
+        let list: Vec<_> = missing.iter().map(|e| json!({ "class": e.class(), "message": e.to_string() })).collect();
         Ok(serde_json::Value::Array(list).to_string())
     }
 

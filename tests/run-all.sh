@@ -3,7 +3,8 @@
 #   1. Rust unit and integration tests (`cargo test`): real backups from Qubes' own test
 #      suite and from the real tools (tests/fixtures/), the writer cross-checked against
 #      GNU tar / scrypt / the compressors, property round-trips, the damage matrix;
-#   2. the committed fixtures against the manual recipe (tests/check-fixtures.sh);
+#   2. the committed fixtures against the manual recipe (tests/check-fixtures.sh), then every
+#      cargo-fuzz target for 30 s (fuzz/run.sh; QR_SKIP_FUZZ=1 skips it);
 #   3. the page: ./build.sh, then browser tests in Chromium and Firefox ESR (tests/e2e/run.sh).
 # Usage: tests/run-all.sh            (QR_SKIP_E2E=1 skips step 3)
 set -euo pipefail
@@ -13,7 +14,7 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # -- system packages (Debian names) ------------------------------------------------------------
 need=()
 for pair in scrypt:scrypt sgdisk:gdisk zstd:zstd xz:xz-utils bzip2:bzip2 mke2fs:e2fsprogs \
-            python3:python3 node:nodejs npm:npm cc:gcc; do
+            python3:python3 node:nodejs npm:npm cc:gcc c++:g++; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ "${QR_SKIP_E2E:-0}" != 1 ]; then
@@ -34,6 +35,12 @@ cargo test
 
 say "fixtures against the manual recipe (scrypt dec | decompress | tar)"
 tests/check-fixtures.sh
+
+if [ "${QR_SKIP_FUZZ:-0}" != 1 ]; then
+  say "fuzzing (30 s per target)"
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  fuzz/run.sh 30
+fi
 
 if [ "${QR_SKIP_E2E:-0}" = 1 ]; then
   say "the core builds for wasm32 (the page is skipped)"

@@ -7,6 +7,7 @@
 const MiB = 1024 * 1024;
 const COALESCE = 8 * MiB;      // output writes are gathered into parts of this size
 const ZERO_LEN = 4 * MiB;      // holes are slices of one shared zero Blob of this size
+const SMALL_GAP = 64 * 1024;   // holes shorter than this are stored as zeros (fewer parts)
 
 let maxKdfMemory = 0;          // cap handed to the core (container::Limits)
 let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
@@ -134,15 +135,16 @@ async function startRun(m) {
   const myGen = ++gen;
   const verifyOnly = m.mode === 'verify';
   const files = [];
-  const errors = [];
-  const failed = new Map(); // qube → first error
+  const errors = [];                   // every failure, in the order the CLI reports them
+  const unlisted = [];                 // qubes whose files could not even be listed
+  const missing = new Map();           // qube → what qubes.xml promises but the backup lacks
   for (const name of m.qubes) {
     let list;
     try {
       list = JSON.parse(backup.files_json(name));
+      missing.set(name, JSON.parse(backup.missing_json(name)));
     } catch (e) {
-      const err = toErr(e, 'listing the files of ' + name);
-      failed.set(name, err); errors.push(Object.assign({ qube: name }, err));
+      unlisted.push(Object.assign({ qube: name }, toErr(e, 'listing the files of ' + name)));
       continue;
     }
     for (const f of list) {
@@ -156,30 +158,43 @@ async function startRun(m) {
   for (const f of files) f.chunks.forEach((c, i) => jobs.push({ file: f, idx: i, chunk: c }));
   const kdfMemory = jobs.length ? kdfMemoryOf(jobs[0].chunk) : 0;
   const workers = Math.max(1, Math.min(pool.length, Math.floor(memoryBudget / Math.max(kdfMemory, 1))));
-  const R = run = { gen: myGen, files, jobs, failed, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
+  const R = run = { gen: myGen, files, jobs, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
     results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
     kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], t0: performance.now() };
-  post({ t: 'plan', files: files.map(publicFile), failed: [...failed].map(([q, e]) => Object.assign({ qube: q }, e)),
-    kdfMemory, workers, compression: backup.compression() });
+  post({ t: 'plan', files: files.map(publicFile), failed: unlisted, kdfMemory, workers, compression: backup.compression() });
+  // Each file is authenticated on its own: a file that fails does not stop the qube's others
+  // (like the CLI). Failures are reported per qube in order: its files, then what is missing.
+  const report = (qube) => {
+    for (const e of unlisted) if (e.qube === qube) errors.push(e);
+    for (const e of missing.get(qube) || []) {
+      const err = Object.assign({ qube }, e);
+      errors.push(err);
+      post({ t: 'missing', qube, err });
+    }
+  };
 
   if (!verifyOnly) await checkSpace(m.qubes);
   if (opfsRoot && !verifyOnly && m.output !== 'dir') await clearDir(opfsRoot).catch(() => {});
 
   pump();
+  const reported = new Set();
   for (const f of files) {
     if (R.cancelled) break;
+    for (const q of m.qubes) { // qubes before this file's (and those without files) are complete
+      if (q === f.qube) break;
+      if (!reported.has(q)) { reported.add(q); report(q); }
+    }
     const first = jobs.findIndex((j) => j.file === f);
-    if (failed.has(f.qube)) { skipFile(f); continue; }
     try {
       await beginFile(f, R);
     } catch (e) {
       failFile(R, f, toErr(e, 'preparing ' + f.download));
       continue;
     }
+    if (R.cancelled) { dropFile(f); break; }
     for (let i = 0; i < f.chunks.length; i++) {
       const r = await take(R, first + i);
       if (R.cancelled || !r) break;
-      if (failed.has(f.qube)) break;
       if (r.err) { failFile(R, f, r.err); break; }
       try {
         const t = performance.now();
@@ -197,13 +212,14 @@ async function startRun(m) {
         elapsedMs: performance.now() - f.t0 });
     }
     if (R.cancelled) break;
-    if (failed.has(f.qube)) { if (f.restorer) dropFile(f); continue; }
+    if (f.failed) continue;
     try {
       await endFile(f, R);
     } catch (e) {
       failFile(R, f, toErr(e, 'finishing ' + f.download));
     }
   }
+  if (!R.cancelled) for (const q of m.qubes) if (!reported.has(q)) { reported.add(q); report(q); }
   const done = R;
   if (run === R) run = null;
   if (done.cancelled) return;
@@ -245,7 +261,7 @@ function pump() {
     if (!retry && !(r.nextDispatch < r.jobs.length && r.nextDispatch - r.nextConsume < r.window)) return;
     const seq = retry ? Math.min(...r.retry) : r.nextDispatch;
     const job = r.jobs[seq];
-    if (r.failed.has(job.file.qube)) {
+    if (job.file.failed) {
       if (retry) r.retry.splice(r.retry.indexOf(seq), 1); else r.nextDispatch++;
       continue;
     }
@@ -275,7 +291,7 @@ function onChunkResult(w, m) {
     post({ t: 'chunk', kdfMs: m.kdfMs, cryptoMs: m.cryptoMs, readMs: m.readMs, webCrypto: m.webCrypto });
   }
   const job = r.jobs[m.seq];
-  if (!r.failed.has(job.file.qube)) {
+  if (!job.file.failed) {
     r.results.set(m.seq, m.t === 'done' ? { plain: m.plain } : { err: m.err });
     if (r.waiting && r.waiting.seq === m.seq) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
   }
@@ -284,6 +300,7 @@ function onChunkResult(w, m) {
 
 // The result of job `seq`, in order; null when the run was cancelled.
 async function take(r, seq) {
+  if (r.cancelled) return null;
   r.nextConsume = seq;
   pump();
   if (!r.results.has(seq)) {
@@ -344,6 +361,7 @@ async function endFile(f, run) {
   }
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;
+  if (run.cancelled) return;
   post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, download: f.download, size: report.size, stored: report.stored,
     outSize: out ? out.size : null, tree: !!report.tree,
     blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly && !f.placeholder, placeholder: f.placeholder, elapsedMs: performance.now() - f.t0 });
@@ -351,18 +369,11 @@ async function endFile(f, run) {
 
 function failFile(r, f, err) {
   if (f.restorer) dropFile(f);
-  if (!r.failed.has(f.qube)) {
-    r.failed.set(f.qube, err);
-    r.errors.push(Object.assign({ qube: f.qube, file: f.download }, err));
-    // Buffered plaintext of this qube is dropped; its later jobs are never dispatched.
-    for (const [seq] of r.results) if (r.jobs[seq].file.qube === f.qube) r.results.delete(seq);
-  }
+  f.failed = true;
+  r.errors.push(Object.assign({ qube: f.qube, file: f.download }, err));
+  // Buffered plaintext of this file is dropped; its later jobs are never dispatched.
+  for (const [seq] of r.results) if (r.jobs[seq].file === f) r.results.delete(seq);
   post({ t: 'file-failed', id: f.id, qube: f.qube, err });
-  for (const g of r.files) if (g.qube === f.qube && g !== f && !g.finished && g.id > f.id) g.skipped = true;
-}
-
-function skipFile(f) {
-  post({ t: 'file-skipped', id: f.id, qube: f.qube });
 }
 
 function dropFile(f) {
@@ -384,7 +395,11 @@ function coalescer(emit) {
     get end() { return end; },
     write(offset, view) {
       if (offset < end) throw new Error('the archive wrote out of order (offset ' + offset + ' after ' + end + ')');
-      if (offset !== start + len) { this.flush(); start = offset; }
+      const gap = offset - (start + len);
+      if (len > 0 && gap > 0 && gap < SMALL_GAP && len + gap <= COALESCE) {
+        buf.fill(0, len, len + gap); // a short hole inside the buffer: zeros, one part fewer
+        len += gap;
+      } else if (gap !== 0) { this.flush(); start = offset; }
       let p = 0;
       while (p < view.length) {
         const n = Math.min(view.length - p, COALESCE - len);
@@ -402,11 +417,12 @@ function coalescer(emit) {
   };
 }
 
+// `n` zero bytes as references to one shared zero Blob.
 function zeros(n) {
-  if (!zeroBlob) zeroBlob = new Blob([new Uint8Array(ZERO_LEN)]);
+  const source = zeroBlob || (zeroBlob = new Blob([new Uint8Array(ZERO_LEN)]));
   const parts = [];
-  while (n >= ZERO_LEN) { parts.push(zeroBlob); n -= ZERO_LEN; }
-  if (n > 0) parts.push(zeroBlob.slice(0, n));
+  while (n >= ZERO_LEN) { parts.push(source); n -= ZERO_LEN; }
+  if (n > 0) parts.push(source.slice(0, n));
   return parts;
 }
 
@@ -430,24 +446,41 @@ function blobSink() {
   };
 }
 
-// OPFS through a sync access handle: the data goes to disk at once, holes stay unwritten.
+// OPFS through a sync access handle (Firefox; Chromium only off file://): positioned writes,
+// holes never written, the length set by truncate; the result is the OPFS file itself.
+// Firefox downloads a file-backed Blob from disk, but copies any composite or memory-backed
+// Blob into the parent process's RAM (measured: a 9 GiB sparse image as zero-Blob slices grew
+// it by the bytes downloaded), so the whole image must be one OPFS file. Its quota counts the
+// image's full length.
 async function opfsSink(dir, name) {
   const fh = await dir.getFileHandle(name, { create: true });
   const h = await fh.createSyncAccessHandle();
   h.truncate(0);
   let len = null;
+  const full = async () => {
+    let free = '';
+    try { const e = await navigator.storage.estimate(); free = ' (about ' + fmtBytes(e.quota - e.usage) + ' left)'; } catch (x) { /* unknown */ }
+    return free;
+  };
+  const left = await full();
+  const tooBig = (n) => new DOMException(name.replace(/^\d+-/, '') + ' is ' + fmtBytes(n) + ', more than this browser lets the page store' + left +
+    '; restore this qube on its own once the other downloads have finished, or use Chromium or the qubes-rescue command', 'QuotaExceededError');
   return {
-    set_len(n) { len = n; h.truncate(n); },
+    set_len(n) {
+      len = n;
+      try { h.truncate(n); } catch (e) { throw tooBig(n); }
+    },
     write(offset, view) {
       let p = 0;
       while (p < view.length) {
-        const n = h.write(view.subarray(p), { at: offset + p });
-        if (n <= 0) throw new DOMException('the browser storage is full', 'QuotaExceededError');
+        let n = 0;
+        try { n = h.write(view.subarray(p), { at: offset + p }); } catch (e) { throw tooBig(len || offset + view.length); }
+        if (n <= 0) throw tooBig(len || offset + view.length);
         p += n;
       }
     },
     async finish() {
-      if (len !== null && h.getSize() < len) h.truncate(len);
+      if (len !== null && h.getSize() !== len) h.truncate(len);
       h.flush(); h.close();
       return await fh.getFile();
     },

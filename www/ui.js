@@ -192,7 +192,7 @@
         break;
       case 'file-done': onFileDone(m); break;
       case 'file-failed': onFileFailed(m); break;
-      case 'file-skipped': fileState(m.id, 'err', 'Skipped: another file of this qube failed.'); break;
+      case 'missing': onMissing(m); break;
       case 'finished': onFinished(m); break;
       case 'cancelled':
         startPool(); // stop chunk work in flight
@@ -384,7 +384,7 @@
       el.progress.appendChild(li);
       files.set(f.id, Object.assign({ li, final: false }, f));
     }
-    for (const f of m.failed) markQubeFailed(f.qube);
+    for (const f of m.failed) onMissing({ qube: f.qube, err: f });
     stats.workers = m.workers;
     el.stepProgress.scrollIntoView({ block: 'nearest' });
   }
@@ -457,11 +457,22 @@
     for (const tr of el.rows.children) if (tr.dataset.qube === qube) tr.classList.add('failed');
   }
 
+  // A file qubes.xml lists that the backup does not hold.
+  function onMissing(m) {
+    markQubeFailed(m.qube);
+    const li = document.createElement('li');
+    li.innerHTML = '<span class="state err">missing</span><span class="name"></span><p class="err-text"></p>';
+    li.querySelector('.name').textContent = m.qube;
+    li.querySelector('.err-text').textContent = sentence(m.err.message);
+    el.progress.appendChild(li);
+  }
+
   function onFileFailed(m) {
     const f = files.get(m.id);
     markQubeFailed(m.qube);
     if (!f) return;
     fileState(m.id, 'err', '');
+    f.li.querySelector('.figures').textContent = '';
     const p = f.li.querySelector('.err-text');
     p.hidden = false;
     p.textContent = sentence(m.err.message);
@@ -484,8 +495,8 @@
     } else {
       const first = errs[0];
       const failedQubes = [...new Set(errs.map((e) => e.qube))];
-      setStatus('error', 'Finished with errors: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + '; not ' + what + ': ' +
-        failedQubes.join(', ') + '. ' + (first.qube ? first.qube + ': ' : '') + sentence(first.message), first.class);
+      setStatus('error', 'Finished with errors: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + ', ' + errs.length +
+        ' failed (' + failedQubes.join(', ') + '). ' + (first.qube ? first.qube + ': ' : '') + sentence(first.message), first.class);
     }
   }
 

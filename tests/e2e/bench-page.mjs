@@ -16,6 +16,11 @@ try {
   const t0 = Date.now();
   const rp = await RescuePage.open(browser.context);
   const bootMs = Date.now() - t0;
+  // CPU time of the page's renderer process (its workers run there too), as in PERF-BASELINE.md
+  const cdp = await browser.context.newCDPSession(rp.page);
+  await cdp.send('Performance.enable');
+  const cpu = async () => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ProcessTime')?.value;
+  const cpu0 = await cpu();
   const opened = await rp.openBackup(backup, passphrase, { timeout: 30 * 60e3 });
   if (opened.status?.state === 'error') throw new Error(`Open failed: ${await rp.describe()}`);
   await rp.selectQubes([qube]);
@@ -24,6 +29,7 @@ try {
   await rp.tid('restore').click();
   const final = await rp.waitForState(['done', 'error'], { since, timeout: 60 * 60e3 });
   const restoreMs = Date.now() - tClick;
+  const rendererCpuS = (await cpu()) - cpu0;
   const files = await rp.collectDownloads({ quietMs: 1000 });
   const downloadsMs = Date.now() - tClick;
   const stats = await rp.page.evaluate(() => {
@@ -42,7 +48,7 @@ try {
     }
   }
   out = {
-    bootMs, openMs: opened.ms, restoreMs, downloadsMs, final,
+    bootMs, openMs: opened.ms, restoreMs, downloadsMs, final, rendererCpuS,
     files: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, { size: v.size, sha256: v.sha256, error: v.error }])),
     check, stats, hardwareConcurrency: await rp.page.evaluate(() => navigator.hardwareConcurrency),
   };

@@ -3,13 +3,15 @@
 // tests/fixtures/made/manifest.json (backups made with the real tools).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, readFile, open as fsOpen } from 'node:fs/promises';
+import { copyFile, readFile, writeFile, truncate, open as fsOpen } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { PAGE, PAGE_URL, existsSync, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sleep } from './lib/common.mjs';
 import { launchChromium, RescuePage, startTrapProxy } from './lib/chromium.mjs';
 import { loadManifest, manifestAvailable, pick, hasRootImg, expectedFiles, qubeNames } from './lib/manifest.mjs';
-import { assertFilesMatch, filesProblems } from './lib/assertions.mjs';
+import { assertFilesMatch } from './lib/assertions.mjs';
+import { makeTar, scryptEnc, outerMember } from './lib/craft.mjs';
+import { gzipSync } from 'node:zlib';
 
 const DEMO_TESTID = process.env.QR_DEMO_TESTID || 'demo';
 const log = (...a) => console.log('   #', ...a);
@@ -140,6 +142,130 @@ describe('qubes-rescue page in Chromium', () => {
       // tampered volume may be offered, but then they must be exact too.
       const victimOthers = Object.fromEntries(Object.entries(expectedFiles(b, [victimQube.name])).filter(([n]) => n !== badName && n in r.files));
       assertFilesMatch(r.files, { ...good, ...victimOthers }, { context: ctx });
+    } finally {
+      await rp.page.close().catch(() => {});
+      await rmrf(dir);
+    }
+  });
+
+  it('reports a backup cut in the middle of its last chunk as data-error=truncated; the other qubes still restore', async () => {
+    const b = pick('gzip', 'pax-sparse', 'dom0-home');
+    const members = listOuterMembers(b.path);
+    const last = members[members.length - 1];
+    const victim = b.qubes.find((q) => last.name.startsWith(q.backup_path.replace(/\/?$/, '/')) || last.name.startsWith(q.backup_path + '.'));
+    assert.ok(victim, `which qube owns ${last.name}?`);
+    const dir = await tempDir('truncated');
+    const rp = await newPage();
+    try {
+      const copy = join(dir, b.file);
+      await copyFile(b.path, copy);
+      await truncate(copy, last.dataOffset + Math.floor(last.size / 2));
+      log(`cut ${b.file} in the middle of ${last.name} (qube ${victim.name})`);
+      const opened = await rp.openBackup(copy, b.passphrase);
+      if (opened.status?.state === 'error') {
+        // Acceptable design: the outer index sees the cut at Open. It must say so precisely.
+        log(`Open refused the cut backup: ${JSON.stringify(opened.status)}`);
+        assert.equal(opened.status.error, 'truncated', await rp.describe());
+        return;
+      }
+      await rp.selectQubes(null);
+      const others = qubeNames(b).filter((q) => q !== victim.name);
+      const good = expectedFiles(b, others);
+      const r = await rp.runAndCollect('restore', { expectNames: Object.keys(good) });
+      const ctx = await rp.describe();
+      log(`downloads: ${Object.keys(r.files).join(', ')}; final ${JSON.stringify(r.final)}`);
+      assert.equal(r.final.state, 'error', `expected data-state=error\n${ctx}`);
+      assert.equal(r.final.error, 'truncated', `expected data-error=truncated\n${ctx}`);
+      for (const n of Object.keys(expectedFiles(b, [victim.name]))) assert.ok(!(n in r.files), `${n} was offered although its data is cut`);
+      assertFilesMatch(r.files, good, { context: ctx });
+    } finally {
+      await rp.page.close().catch(() => {});
+      await rmrf(dir);
+    }
+  });
+
+  it('reports a file that is not a backup as data-error=not-a-backup', async () => {
+    const dir = await tempDir('notbackup');
+    const rp = await newPage();
+    try {
+      const f = join(dir, 'holiday-photos.bin');
+      await writeFile(f, Buffer.concat([Buffer.from('this is not a Qubes backup\n'), Buffer.alloc(20000, 7)]));
+      const opened = await rp.openBackup(f, 'whatever', { timeout: 60000 });
+      assert.equal(opened.status?.state, 'error', await rp.describe());
+      assert.equal(opened.status?.error, 'not-a-backup', await rp.describe());
+    } finally {
+      await rp.page.close().catch(() => {});
+      await rmrf(dir);
+    }
+  });
+
+  it('refuses absurd scrypt parameters (logN=30, 1 TiB) as data-error=unsafe-params before any KDF', async () => {
+    const b = pick('gzip', 'pax-sparse');
+    const m = listOuterMembers(b.path).find((x) => x.name === 'backup-header.hmac');
+    assert.ok(m, 'no backup-header.hmac');
+    const dir = await tempDir('unsafe');
+    const rp = await newPage();
+    try {
+      const copy = join(dir, b.file);
+      await copyFile(b.path, copy);
+      const fh = await fsOpen(copy, 'r+');
+      const hdr = Buffer.alloc(64);
+      await fh.read(hdr, 0, 64, m.dataOffset);
+      hdr[7] = 30; // logN: 128 * r * 2^30 bytes = 1 TiB at r=8
+      createHash('sha256').update(hdr.subarray(0, 48)).digest().copy(hdr, 48, 0, 16); // keep the header checksum valid
+      await fh.write(hdr, 0, 64, m.dataOffset);
+      await fh.close();
+      const opened = await rp.openBackup(copy, b.passphrase, { timeout: 60000 });
+      log(`unsafe parameters reported after ${opened.ms} ms: ${JSON.stringify(opened.status)}`);
+      assert.equal(opened.status?.state, 'error', await rp.describe());
+      assert.equal(opened.status?.error, 'unsafe-params', await rp.describe());
+    } finally {
+      await rp.page.close().catch(() => {});
+      await rmrf(dir);
+    }
+  });
+
+  it('never offers a dom0 home entry that escapes the home folder ("../"): unsafe-path or dropped', async () => {
+    const b = pick('gzip', 'pax-sparse', 'dom0-home');
+    const dom0 = b.qubes.find((q) => q.user !== undefined);
+    const members = listOuterMembers(b.path);
+    const firstHome = members.findIndex((m) => m.name.startsWith(`${dom0.backup_path}.`));
+    assert.ok(firstHome > 0 && members.slice(firstHome).every((m) => m.name.startsWith(`${dom0.backup_path}.`)), 'dom0 home must be last');
+    const prev = members[firstHome - 1];
+    const dir = await tempDir('unsafe-path');
+    const rp = await newPage();
+    try {
+      // Same backup up to the dom0 home, whose stream is replaced by a hostile tar, encrypted
+      // with the right chunk passphrase (so only the path can be blamed).
+      const evil = `${dom0.backup_path}/../../../tmp/qubes-rescue-e2e-escape.txt`;
+      const inner = gzipSync(makeTar([
+        { name: `${dom0.backup_path}/`, type: '5' },
+        { name: `${dom0.backup_path}/fine.txt`, data: 'fine\n' },
+        { name: evil, data: 'escaped\n' },
+      ]));
+      const chunk = `${dom0.backup_path}.000`;
+      const enc = scryptEnc(inner, `${b.backup_id}!${chunk}!${b.passphrase}`, dir);
+      const head = (await readFile(b.path)).subarray(0, prev.dataOffset + Math.ceil(prev.size / 512) * 512);
+      const copy = join(dir, b.file);
+      await writeFile(copy, Buffer.concat([head, Buffer.alloc(1024), outerMember(`${chunk}.enc`, enc)]));
+      const opened = await rp.openBackup(copy, b.passphrase);
+      assert.notEqual(opened.status?.state, 'error', `Open failed: ${await rp.describe()}`);
+      await rp.selectQubes(null);
+      const others = qubeNames(b).filter((q) => q !== dom0.name);
+      const r = await rp.runAndCollect('restore', { expectNames: Object.keys(expectedFiles(b, others)) });
+      const ctx = await rp.describe();
+      const tarName = `dom0-home-${dom0.user}.tar`;
+      log(`final ${JSON.stringify(r.final)}; downloads: ${Object.keys(r.files).join(', ')}`);
+      if (r.final.state === 'error') assert.equal(r.final.error, 'unsafe-path', ctx);
+      const t = r.files[tarName];
+      if (t) {
+        assert.ok(t.tar, `${tarName} unreadable: ${t.tarError}`);
+        const bad = t.tar.filter((e) => e.name.split('/').includes('..') || e.name.startsWith('/'));
+        assert.deepEqual(bad.map((e) => e.name), [], `${tarName} carries entries that escape the home folder`);
+      } else {
+        assert.equal(r.final.error, 'unsafe-path', `no ${tarName} and no unsafe-path error\n${ctx}`);
+      }
+      assertFilesMatch(r.files, expectedFiles(b, others), { allowExtra: true, context: ctx });
     } finally {
       await rp.page.close().catch(() => {});
       await rmrf(dir);

@@ -4,7 +4,8 @@
 #   Build B: a copy of the same sources (git's tracked + untracked-but-not-ignored files) at a
 #            DIFFERENT path, built with a DIFFERENT, fresh cargo target dir.
 # Compares dist/qubes-rescue.html and its .sha256. Exit 0 iff identical.
-#   QR_DET_TARGET=DIR   reuse DIR as build B's target dir (default: a fresh temp dir)
+#   QR_DET_TARGET=DIR   reuse DIR as build B's target dir (default: a fresh temp dir); the copy
+#                       then lives in DIR.src (a stable path, so cargo's cache stays valid)
 set -euo pipefail
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E/../.." && pwd)
@@ -16,9 +17,13 @@ t0=$SECONDS
 (cd "$ROOT" && ./build.sh >/dev/null)
 A=$(sha256sum < "$ROOT/dist/qubes-rescue.html" | cut -d' ' -f1)
 cp "$ROOT/dist/qubes-rescue.html" "$TMP/a.html"
+cp "$ROOT/dist/qubes-rescue.html.sha256" "$TMP/a.html.sha256"   # (someone may rebuild $ROOT meanwhile)
 echo "determinism: build A done in $((SECONDS - t0)) s: $A" >&2
 
-COPY=$TMP/elsewhere/qubes-rescue-copy
+# With QR_DET_TARGET the copy sits at a stable path beside it, so that cargo can reuse that target
+# dir (the build remaps the source path, so a new path means new RUSTFLAGS and a full rebuild).
+if [ -n "${QR_DET_TARGET:-}" ]; then COPY=$QR_DET_TARGET.src/qubes-rescue-copy; else COPY=$TMP/elsewhere/qubes-rescue-copy; fi
+rm -rf -- "$COPY"
 mkdir -p "$COPY"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
    | tar --null -T - -cf -) | tar -xf - -C "$COPY"
@@ -34,5 +39,9 @@ if [ "$A" != "$B" ]; then
   cmp "$TMP/a.html" "$COPY/dist/qubes-rescue.html" | head -3 >&2 || true
   exit 1
 fi
-diff <(cut -d' ' -f1 "$ROOT/dist/qubes-rescue.html.sha256") <(cut -d' ' -f1 "$COPY/dist/qubes-rescue.html.sha256") >&2
+if ! cmp -s "$TMP/a.html.sha256" "$COPY/dist/qubes-rescue.html.sha256" || [ "$(cut -d' ' -f1 "$TMP/a.html.sha256")" != "$A" ]; then
+  echo "determinism: FAIL: dist/qubes-rescue.html.sha256 differs between the builds or does not match the page" >&2
+  cat "$TMP/a.html.sha256" "$COPY/dist/qubes-rescue.html.sha256" >&2
+  exit 1
+fi
 echo "determinism: OK, both builds are $A" >&2

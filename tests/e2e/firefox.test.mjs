@@ -140,6 +140,18 @@ describe('qubes-rescue page in Firefox ESR', () => {
     await restoreAll(pick('zstd'));
   });
 
+  it('blocks a deliberate fetch by CSP (securitypolicyviolation, connect-src)', async () => {
+    await load();
+    const res = await s.execAsync(`const done = arguments[arguments.length - 1];
+      const v = [];
+      document.addEventListener('securitypolicyviolation', (e) => v.push({ directive: e.effectiveDirective || e.violatedDirective, blocked: e.blockedURI }));
+      fetch('https://example.com/').then((r) => 'resolved ' + r.status, (e) => 'rejected: ' + e)
+        .then((f) => setTimeout(() => done({ fetch: f, violations: v }), 300));`);
+    log(JSON.stringify(res));
+    assert.match(res.fetch, /^rejected/, 'fetch to https://example.com was not blocked');
+    assert.ok(res.violations.some((x) => x.directive === 'connect-src' && /example\.com/.test(x.blocked)), `no connect-src violation: ${JSON.stringify(res.violations)}`);
+  });
+
   it('reports a wrong passphrase as data-error=wrong-passphrase', async () => {
     const b = pick('gzip', 'pax-sparse');
     await load();

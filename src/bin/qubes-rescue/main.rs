@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod browse;
+mod salvage;
+
 const USAGE: &str = "\
 usage: qubes-rescue list    BACKUP [--json]
        qubes-rescue verify  BACKUP [QUBE...]
-       qubes-rescue extract BACKUP [QUBE...] -o DIR [--keep-partial]
+       qubes-rescue extract BACKUP [QUBE...] -o DIR [--keep-partial] [--salvage]
+       qubes-rescue ls      BACKUP QUBE[/VOLUME] [PATH] [--json] [--partition N]
+       qubes-rescue get     BACKUP QUBE[/VOLUME] PATH -o DEST [--partition N]
 
 Restores Qubes OS backups (format 4, Qubes R4.0-R4.3) without Qubes.
 
@@ -23,9 +28,12 @@ options:
   --max-kdf-memory MIB    refuse scrypt parameters needing more memory (default 4096)
   --workers N             chunks decrypted in parallel (default: CPUs, within memory)
   --keep-partial          keep a failed volume as <name>.partial instead of removing it
+  --salvage               restore what can be restored from a damaged volume, as
+                          <name>.salvaged with the lost byte ranges in <name>.salvage.json
   --json                  list as JSON
+  --partition N           ls/get: browse partition N of a disk image (default: its Linux ext4 one)
 
-exit codes: 0 ok, 1 I/O, 2 usage, 10 wrong-passphrase, 11 tampered, 12 truncated,
+exit codes: 0 ok, 1 I/O, 2 usage, 3 not-found, 10 wrong-passphrase, 11 tampered, 12 truncated,
             13 unsupported, 14 not-a-backup, 15 unsafe-params, 16 unsafe-path";
 
 struct Args {
@@ -35,9 +43,11 @@ struct Args {
     out: Option<PathBuf>,
     json: bool,
     keep_partial: bool,
+    salvage: bool,
     passphrase_file: Option<String>,
     max_kdf_memory: u64,
     workers: Option<usize>,
+    partition: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,9 +60,11 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         json: false,
         keep_partial: false,
+        salvage: false,
         passphrase_file: None,
         max_kdf_memory: Limits::default().max_kdf_memory,
         workers: None,
+        partition: None,
     };
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -65,11 +77,13 @@ fn parse_args() -> Result<Args, String> {
             "-o" | "--output" => args.out = Some(PathBuf::from(value(&a)?)),
             "--json" => args.json = true,
             "--keep-partial" => args.keep_partial = true,
+            "--salvage" => args.salvage = true,
             "--passphrase-file" => args.passphrase_file = Some(value(&a)?),
             "--max-kdf-memory" => {
                 let mib: u64 = value(&a)?.parse().map_err(|_| "--max-kdf-memory takes MiB".to_string())?;
                 args.max_kdf_memory = mib << 20;
             }
+            "--partition" => args.partition = Some(value(&a)?.parse().map_err(|_| "--partition takes a number".to_string())?),
             "--workers" => args.workers = Some(value(&a)?.parse().map_err(|_| "--workers takes a number".to_string())?),
             s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
             _ => positional.push(a),
@@ -84,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
         "list" | "verify" => Ok(args),
         "extract" if args.out.is_none() => Err("extract needs -o DIR".into()),
         "extract" => Ok(args),
+        "ls" | "get" => browse::check(&args).map(|_| args),
         other => Err(format!("unknown command {other}")),
     }
 }
@@ -188,6 +203,9 @@ impl Ctx<'_> {
         let result = match (out, file.kind) {
             (None, _) => restore::restore_file(self.backup, file, Target::Verify, workers, &mut progress),
             (Some(dir), FileKind::Home) => self.tree(file, &dir.join("home"), workers, &mut progress),
+            (Some(dir), FileKind::Volume) if self.args.salvage => {
+                salvage::volume(self.backup, file, &dir.join(safe_component(&file.name)?), &label, workers, self.args.keep_partial, &mut progress)
+            }
             (Some(dir), _) => {
                 let path = dir.join(safe_component(&file.name)?);
                 let mut sink = SparseFile::create(&path)?;
@@ -282,6 +300,9 @@ fn run(args: &Args) -> u8 {
     };
     if !backup.complete() {
         eprintln!("qubes-rescue: warning: the backup file does not end with a complete archive; it was probably cut short, and its last files are missing");
+    }
+    if args.command == "ls" || args.command == "get" {
+        return browse::run(&backup, args);
     }
     if args.command == "list" {
         return list(&backup, args.json).map_or_else(fail, |_| 0);

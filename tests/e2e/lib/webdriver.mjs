@@ -58,6 +58,8 @@ export class Session {
   attr(el, name) { return this.cmd('GET', `/element/${el}/attribute/${name}`); }
   selected(el) { return this.cmd('GET', `/element/${el}/selected`); }
   exec(script, args = []) { return this.cmd('POST', '/execute/sync', { script, args }); }
+  /** script gets its callback as the last argument */
+  execAsync(script, args = []) { return this.cmd('POST', '/execute/async', { script, args }); }
   quit() { return call(this.base, 'DELETE', `/session/${this.id}`).catch(() => {}); }
 }
 

@@ -321,12 +321,6 @@ pub fn derive_keys(member: &str, passphrase: &[u8], header: &[u8], max_kdf_memor
     Ok(out)
 }
 
-/// KDF memory (128·r·N bytes) a chunk's header asks for.
-#[wasm_bindgen]
-pub fn kdf_memory(member: &str, header: &[u8]) -> Result<f64, JsValue> {
-    Ok(Header::parse(member, header).map_err(to_js)?.kdf_memory() as f64)
-}
-
 /// Checks the whole-container MAC (`bytes` is the complete `.enc` member).
 #[wasm_bindgen]
 pub fn verify(member: &str, keys: &[u8], bytes: &[u8]) -> Result<(), JsValue> {

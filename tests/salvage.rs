@@ -220,6 +220,35 @@ fn a_missing_last_chunk_is_truncated_and_salvaged() {
 }
 
 #[test]
+fn a_backup_cut_inside_a_chunk_is_truncated_and_salvaged() {
+    let bytes = backup(Compression::None, SparseEncoding::Pax10);
+    let stream = inner_stream(&bytes);
+    let (map, data_start) = layout(&stream, SparseEncoding::Pax10);
+    let ms = members(&bytes);
+    let names = chunk_names(&ms);
+    let i = names.len() - 2;
+    let whole = rebuild(&ms);
+    let at = qubes_rescue::outer::index(&whole[..]).unwrap().into_iter().find(|m| m.name == names[i]).unwrap().offset;
+    let dir = scratch("salvage-cut");
+    let bin = dir.join("backup.bin");
+    std::fs::write(&bin, &whole[..at as usize + 300]).unwrap();
+    let dest = dir.join("out");
+    let out = cli(PASS, &["extract", bin.to_str().unwrap(), "work", "-o", dest.to_str().unwrap(), "--salvage"]);
+    let run = Run { out, dir: dest };
+    assert_eq!(run.out.status.code(), Some(12), "{}", stderr(&run.out));
+    assert!(stderr(&run.out).contains(names[i].as_str()));
+    let lost = run.lost();
+    // The cut chunk and everything after it (the last chunk is gone too).
+    assert_eq!(lost, image_ranges(&map, data_start, i * CHUNK, stream.len()));
+    let got = std::fs::read(run.work("private.img.salvaged")).unwrap();
+    let mut want = image().to_bytes();
+    for &(a, b) in &lost {
+        want[a as usize..b as usize].fill(0);
+    }
+    assert!(got == want);
+}
+
+#[test]
 fn a_damaged_first_chunk_leaves_nothing_to_salvage() {
     let bytes = backup(Compression::None, SparseEncoding::Pax10);
     let run = salvage("first", &damage(&bytes, "vm5/private.img.000.enc"));

@@ -29,6 +29,7 @@
   let objectUrls = [];
   let opfs = false;
   let runOutput = 'download';
+  let runMode = 'restore';
 
   // ------------------------------------------------------------ status
 
@@ -190,8 +191,8 @@
         stats.webCrypto = m.webCrypto;
         showEnv();
         break;
-      case 'file-done': onFileDone(m); break;
-      case 'file-failed': onFileFailed(m); break;
+      case 'file-done': onFileDone(m); overall(); break;
+      case 'file-failed': onFileFailed(m); overall(); break;
       case 'missing': onMissing(m); break;
       case 'finished': onFinished(m); break;
       case 'cancelled':
@@ -361,6 +362,7 @@
     objectUrls = [];
     for (const tr of el.rows.children) tr.classList.remove('failed');
     runOutput = output;
+    runMode = mode;
     coordinator.postMessage({ t: 'run', qubes: names, mode, output, dir });
   }
 
@@ -451,6 +453,16 @@
     }
     li.appendChild(document.createTextNode(' — ' + fmtBytes(m.outSize != null ? m.outSize : m.size)));
     el.resultList.appendChild(li);
+  }
+
+  // The status line while working: how far the whole run is.
+  function overall() {
+    if (!busy) return;
+    const all = [...files.values()];
+    const finished = all.filter((f) => f.final).length;
+    const failedN = all.filter((f) => f.final && f.li.querySelector('.state').classList.contains('err')).length;
+    setStatus('working', (runMode === 'verify' ? 'Verifying: ' : 'Restoring: ') + finished + ' of ' + all.length + ' files finished' +
+      (failedN ? ', ' + failedN + ' failed' : '') + '…');
   }
 
   function markQubeFailed(qube) {

@@ -69,7 +69,7 @@ if [ -z "${QR_FIXTURES:-}${QR_MANIFEST:-}" ] && ! [ -f "$ROOT/tests/fixtures/mad
   say "fixtures missing: running tests/make-fixtures.sh"
   (cd "$ROOT" && tests/make-fixtures.sh >&2)
 fi
-say "setup took $((SECONDS - t0)) s"
+say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $want, $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n1), $("${FIREFOX_BIN:-/usr/bin/firefox-esr}" --version 2>/dev/null | head -n1), $("$GD" --version 2>/dev/null | head -n1)"
 
 # -- run ----------------------------------------------------------------------------------------
 only=" ${QR_E2E_ONLY:-chromium firefox determinism} "

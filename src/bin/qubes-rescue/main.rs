@@ -51,7 +51,12 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
+    // Arguments are text: a non-UTF-8 one is a usage error, never a panic.
+    let raw = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string().map_err(|a| format!("argument {a:?} is not valid UTF-8 (to reach such a file, get its folder)")))
+        .collect::<Result<Vec<String>, String>>()?;
+    let mut it = raw.into_iter();
     let mut positional = Vec::new();
     let mut args = Args {
         command: String::new(),

@@ -2,6 +2,18 @@
 // the sequential stage (decompress → inner tar → sink), one FileRestore per recovered file.
 // Chunk workers do the per-chunk work in parallel; their verified plaintext comes back here and is
 // consumed strictly in order.
+//
+// Messages (page → coordinator): init {module, maxKdfMemory, memoryBudget} · pool {ports} ·
+//   replace {index, port} · open {blob, passphrase} · run {qubes, mode: restore|verify,
+//   output: download|dir, dir?} · cancel
+// (coordinator → page): ready {opfs} · init-failed · opened {qubes, compression, openMs} ·
+//   open-failed {err} · plan {files, failed, kdfMemory, workers} · warning · file-start ·
+//   progress {id, done, total, bytesDone, bytesTotal, elapsedMs} · chunk {kdfMs, cryptoMs, readMs} ·
+//   file-done {id, download, size, stored, blob|null} · file-failed {id, err} · missing {qube, err} ·
+//   finished {errors, stats} · cancelled
+// (coordinator ⇄ chunk worker, own MessageChannel): job {gen, seq, blob, offset, size, name, pass}
+//   → done {gen, seq, plain (transferred), kdfMs, …} | fail {gen, seq, err, dead}
+// Every err is {class, message}: class as in the CLI (data-error), message one sentence.
 'use strict';
 
 const MiB = 1024 * 1024;

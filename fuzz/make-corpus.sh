@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 FIX=../tests/fixtures
 OUT=corpus
 CAP=16384
-rm -rf "$OUT"
+# inputs that once crashed a target (regression-*) are kept
+find "$OUT" -type f ! -name "regression-*" -delete 2>/dev/null || true
 for t in outer_index backup_header scrypt_container chunk_sequence decompress inner_tar qubes_xml; do
   mkdir -p "$OUT/$t"
 done

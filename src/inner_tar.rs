@@ -531,18 +531,13 @@ impl InnerTar {
     }
 
     /// Salvage: the stream cannot be followed from here on. Reports (through `lost`) what the
-    /// current member has not delivered yet: the rest of its map (holes the map declares are
-    /// known zeros, not lost), or all of it when the map was not read to its end. Afterwards
+    /// member being delivered has not delivered yet: the rest of its map (holes the map declares
+    /// are known zeros, not lost). A member whose map was not read to its end was never reported
+    /// to the visitor, so nothing of it can be placed and nothing is reported. Afterwards
     /// [`InnerTar::feed`] and [`InnerTar::finish`] fail.
     pub fn give_up(&mut self, lost: &mut dyn FnMut(u64, u64)) {
-        match self.state {
-            State::Data { left, deliver: true, .. } => self.lose(left, lost),
-            State::SparseMap { .. } | State::OldSparseExt => {
-                if let Some(m) = self.member.as_ref().filter(|m| m.entry.size > 0) {
-                    lost(0, m.entry.size);
-                }
-            }
-            _ => {}
+        if let State::Data { left, deliver: true, .. } = self.state {
+            self.lose(left, lost);
         }
         self.member = None;
         if self.failed.is_none() {
@@ -1537,13 +1532,30 @@ pub(crate) mod tests {
         }
     }
 
+    /// Found by fuzzing (inner_tar, gap mode): `give_up` inside a sparse map reported ranges of a
+    /// member the visitor had never been told about, outside the size of the last entry it saw.
     #[test]
-    fn a_gap_over_the_sparse_map_loses_the_whole_member() {
+    fn give_up_inside_a_sparse_map_reports_nothing_for_the_unannounced_member() {
         let tar = tarwriter("vm1/x.img", 40000, &[(0, 1536), (30000, 512)], &qubes_volume);
         let (c, lost, synced) = salvage_parse(&tar, 1600, 1700);
         assert!(!synced);
         assert!(c.got.is_empty(), "nothing is delivered without the map");
-        assert_eq!(lost, vec![(0, 40000)]);
+        assert_eq!(lost, vec![], "the member was never announced: nothing of it can be placed");
+        let mut two = tarwriter("vm1/a.img", 1024, &[(0, 512)], &qubes_volume);
+        two.truncate(two.len() - 1024);
+        let second = tarwriter("vm1/x.img", 1 << 40, &[(0, 1536)], &qubes_volume);
+        two.extend_from_slice(&second[..1600]);
+        let mut t = InnerTar::new();
+        let mut c = Collect::default();
+        t.feed(&two, &mut c).unwrap();
+        let mut lost = Vec::new();
+        t.give_up(&mut |o, l| lost.push((o, l)));
+        assert_eq!((c.got.len(), lost), (1, vec![]));
+    }
+
+    #[test]
+    fn a_gap_after_the_data_loses_only_the_rest_of_the_member() {
+        let tar = tarwriter("vm1/x.img", 40000, &[(0, 1536), (30000, 512)], &qubes_volume);
         // A gap from the data into the end marker: the rest of the member is lost, nothing else
         // (the stream cannot be followed past a lost header, but the member was complete).
         let (c, lost, synced) = salvage_parse(&tar, 2048 + 1000, tar.len() - 10);

@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf '\n== %s\n' "$*" >&2; }
+# Everything is also logged, to add up the test counts of every runner at the end.
+LOG=$(mktemp "${TMPDIR:-/tmp}/qr-run-all.XXXXXX")
+exec > >(tee "$LOG") 2>&1
 
 # -- system packages (Debian names) ------------------------------------------------------------
 need=()
@@ -49,6 +52,12 @@ if [ "${QR_SKIP_E2E:-0}" = 1 ]; then
 else
   say "the page: build (wasm32 core), then Chromium and Firefox ESR"
   ./build.sh
+  say "the core in wasm32 under node (wasm-bindgen-test; the runner comes with build.sh's wasm-bindgen-cli)"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test --no-default-features --target wasm32-unknown-unknown --test wasm_core
   tests/e2e/run.sh
 fi
-say "all tests passed"
+# One closing line for all runners (cargo test, wasm-bindgen-test, node --test via e2e/run.sh).
+total=$(grep -hoE '^test result: ok\. [0-9]+ passed' "$LOG" | awk '{s+=$4} END {print s+0}')
+e2e=$(grep -hoE '^e2e: [0-9]+ passed' "$LOG" | tail -n1 | awk '{print $2+0}')
+echo "run-all: $((total + ${e2e:-0})) passed, 0 failed"

@@ -683,25 +683,16 @@ impl InnerTar {
         let size = num(&h[124..136])?;
         let pad = pad_of(size);
         match flag {
-            b'x' | b'g' => {
-                if size > MAX_PAX {
-                    return Err(tampered("inner tar pax header size"));
+            b'x' | b'g' | b'L' | b'K' => {
+                let (kind, cap, what) = match flag {
+                    b'x' => (ExtKind::Pax, MAX_PAX, "inner tar pax header size"),
+                    b'g' => (ExtKind::Global, MAX_PAX, "inner tar pax header size"),
+                    b'L' => (ExtKind::LongName, MAX_LONG_NAME, "inner tar long name size"),
+                    _ => (ExtKind::LongLink, MAX_LONG_NAME, "inner tar long name size"),
+                };
+                if size > cap {
+                    return Err(tampered(what));
                 }
-                let kind = if flag == b'x' { ExtKind::Pax } else { ExtKind::Global };
-                self.ext.clear();
-                if size == 0 {
-                    self.on_ext_done(kind)?;
-                    self.state = State::Header;
-                } else {
-                    self.state = State::Ext { kind, left: size, pad };
-                }
-                return Ok(());
-            }
-            b'L' | b'K' => {
-                if size > MAX_LONG_NAME {
-                    return Err(tampered("inner tar long name size"));
-                }
-                let kind = if flag == b'L' { ExtKind::LongName } else { ExtKind::LongLink };
                 self.ext.clear();
                 if size == 0 {
                     self.on_ext_done(kind)?;

@@ -575,13 +575,7 @@ impl<'a> FileRestore<'a> {
     fn feed(&mut self, plaintext: &[u8]) -> Result<()> {
         let (tar, check, raw) = (&mut self.tar, &mut self.check, &mut self.raw);
         let mut stream = check.report.stream;
-        let result = self.decoder.feed(plaintext, &mut |out: &[u8]| {
-            if let Some(raw) = raw.as_mut() {
-                raw.write_at(stream, out)?;
-            }
-            stream += out.len() as u64;
-            tar.feed(out, check)
-        });
+        let result = self.decoder.feed(plaintext, &mut |out: &[u8]| take_decoded(out, raw, &mut stream, tar, check));
         check.report.stream = stream;
         result.map_err(|e| e.in_member(&self.chunk))
     }
@@ -620,13 +614,7 @@ impl<'a> FileRestore<'a> {
         let (tar, check, raw) = (&mut self.tar, &mut self.check, &mut self.raw);
         let mut stream = check.report.stream;
         self.decoder
-            .finish(&mut |out: &[u8]| {
-                if let Some(raw) = raw.as_mut() {
-                    raw.write_at(stream, out)?;
-                }
-                stream += out.len() as u64;
-                tar.feed(out, check)
-            })
+            .finish(&mut |out: &[u8]| take_decoded(out, raw, &mut stream, tar, check))
             .map_err(|e| e.in_member(&last))?;
         check.report.stream = stream;
         tar.finish(check).map_err(|e| e.in_member(&last))?;
@@ -638,6 +626,21 @@ impl<'a> FileRestore<'a> {
         }
         Ok(())
     }
+}
+
+/// Decompressed bytes go to the raw sink (if any) at their stream offset, then to the inner tar.
+fn take_decoded<'a>(
+    out: &[u8],
+    raw: &mut Option<Box<dyn VolumeSink + 'a>>,
+    stream: &mut u64,
+    tar: &mut InnerTar,
+    check: &mut Check<'a>,
+) -> Result<()> {
+    if let Some(raw) = raw.as_mut() {
+        raw.write_at(*stream, out)?;
+    }
+    *stream += out.len() as u64;
+    tar.feed(out, check)
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -16,8 +16,6 @@ use crate::sink::{MemorySink, VolumeSink};
 const MAX_HEADER: u64 = 4096;
 /// Qubes fetches `qubes.xml.000.enc` with a 1 MiB budget.
 const MAX_QUBES_XML: u64 = 1 << 20;
-/// A non-final chunk larger than Qubes' 100 MiB is refused.
-pub const MAX_CHUNK_PLAINTEXT: u64 = 100 * 1024 * 1024;
 
 /// An opened backup: header verified, qubes listed. Nothing else is read yet.
 pub struct Backup<R: ReadAt> {
@@ -159,9 +157,7 @@ pub fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Res
         if let Some(odd) = non_final.iter().find(|c| c.size != first) {
             return Err(Error::tampered(&odd.name, "chunk sequence (chunks of one file have one size)"));
         }
-        if first > MAX_CHUNK_PLAINTEXT + container::OVERHEAD as u64 {
-            return Err(Error::tampered(&file.chunks[0].name, "chunk size"));
-        }
+        // No chunk exceeds 100 MiB + 128 bytes: `outer::index` refused larger members already.
     }
     Ok(files)
 }

@@ -564,14 +564,11 @@ impl Decoder for Lzma {
     }
 
     fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        if self.done {
-            return Ok(());
-        }
-        let (end, _) = pump("lzma", &mut self.stream, &[], &mut self.buf, lzma_rust2::Action::Finish, out)?;
-        if !end {
-            return Err(truncated("lzma"));
-        }
-        self.ended(0, 0)
+        // Not `Action::Finish`: with it lzma-rust2 reads missing final bytes as zeros, so a
+        // stream cut just before a final 0x00 would pass as whole (found by fuzzing; real
+        // `lzma -d` calls it "Unexpected end of input"). The end marker must have been seen.
+        let _ = out;
+        if self.done { Ok(()) } else { Err(truncated("lzma")) }
     }
 }
 
@@ -1125,6 +1122,20 @@ mod tests {
     #[test]
     fn truncated_lzma_alone_is_reported_as_truncated() {
         truncation(Compression::Lzma);
+    }
+
+    /// Found by fuzzing: this text packs (with real `lzma -6`) to a stream whose last byte is
+    /// 0x00; lzma-rust2's `Action::Finish` supplied that byte as zero, so the cut passed.
+    #[test]
+    fn lzma_alone_cut_before_a_final_zero_byte_is_truncated() {
+        let plain = b"all version=\"2\">\n  <rules>\n    <rule>\n      <p\x02\x01\x1f\x8b\x08\0\0\0\0\0\0roperties>\n        <property name=\"action\">acce\x03pt";
+        let packed = tool(Compression::Lzma, plain);
+        assert_eq!(packed.last(), Some(&0), "the sample must end in a zero byte to test this");
+        assert_eq!(run(Compression::Lzma, &packed, usize::MAX), (Ok(()), plain.to_vec()));
+        for piece in [1, 7, usize::MAX] {
+            let (r, _) = run(Compression::Lzma, &packed[..packed.len() - 1], piece);
+            assert_eq!(class(&r), "truncated", "pieces of {piece}");
+        }
     }
 
     #[test]

@@ -60,8 +60,10 @@ const wasm = fs.readFileSync(gen + '/qubes_rescue_bg.wasm');
 const js = {
   glue: read(gen + '/qubes_rescue.js'),
   common: www('common.js'),
+  sinks: www('sinks.js'),
   coordinator: www('coordinator.js'),
   chunk: www('chunk.js'),
+  browse: www('browse.js'),
   ui: www('ui.js'),
 };
 // Inline text must not end its <script>/<style> element early.
@@ -74,7 +76,7 @@ for (const [name, text] of Object.entries(js).concat([['style.css', www('style.c
 // The footer's SHA-256 covers the code: the wasm, then each JS source in this order.
 const h = crypto.createHash('sha256');
 h.update(wasm);
-for (const k of ['glue', 'common', 'coordinator', 'chunk', 'ui']) h.update(js[k]);
+for (const k of ['glue', 'common', 'sinks', 'coordinator', 'chunk', 'browse', 'ui']) h.update(js[k]);
 const codeSha = h.digest('hex');
 
 const demoB64 = fs.existsSync(demo) ? fs.readFileSync(demo).toString('base64') : '';
@@ -86,8 +88,10 @@ const values = {
   DEMO_B64: demoB64,
   GLUE_JS: js.glue,
   COMMON_JS: js.common,
+  SINKS_JS: js.sinks,
   COORDINATOR_JS: js.coordinator,
   CHUNK_JS: js.chunk,
+  BROWSE_JS: js.browse,
   UI_JS: js.ui,
 };
 let page = www('index.html');

@@ -78,5 +78,6 @@ printf 'version=4\nencrypted=True\ncompressed=True\ncompression-filter=gzip\nhma
 for x in "$FIX"/*.xml "$FIX"/qubes-testsuite/*.qubes.xml; do
   seed qubes_xml "$(basename "$x" .xml)" < "$x"
 done
+./make-fs-corpus.sh  # fs_image: disk images, in its own script
 du -sh "$OUT"
 find "$OUT" -type f | wc -l

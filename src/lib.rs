@@ -17,6 +17,7 @@ pub mod qubes_xml;
 pub mod read_at;
 pub mod sink;
 pub mod restore;
+pub mod zip;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod writer;

@@ -47,7 +47,12 @@ pub struct StoredFile {
     /// `private.img`, or the user name for dom0's home.
     pub name: String,
     pub kind: FileKind,
+    /// The chunks present, in sequence order.
     pub chunks: Vec<Member>,
+    /// Sequence indices of chunks missing between present ones, ascending. Always empty from
+    /// [`Backup::files`] (a gap is refused there); [`Backup::salvage_files`] keeps such files so
+    /// that salvage can restore around the gap.
+    pub missing: Vec<usize>,
 }
 
 impl StoredFile {
@@ -107,6 +112,18 @@ pub fn chunk_error(e: Error) -> Error {
 /// `whole`: the chunks of `path` itself form one file of that kind (dom0's home,
 /// qubes.xml); otherwise every `path/<name>.NNN.enc` is a file of the folder `path`.
 pub fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Result<Vec<StoredFile>> {
+    group(members, path, whole, false)
+}
+
+/// Like [`sequences`], but a chunk missing between present ones (a dropped or unreadable
+/// member) is recorded in [`StoredFile::missing`] instead of refused. Duplicates, odd names and
+/// unequal sizes are still refused. For salvage: the restore reports the gap as the same
+/// `tampered` damage and, for an uncompressed stream, restores what follows it.
+pub fn sequences_with_gaps(members: &[Member], path: &str, whole: Option<FileKind>) -> Result<Vec<StoredFile>> {
+    group(members, path, whole, true)
+}
+
+fn group(members: &[Member], path: &str, whole: Option<FileKind>, gaps: bool) -> Result<Vec<StoredFile>> {
     let mut files: Vec<StoredFile> = Vec::new();
     let mut indices: Vec<Vec<usize>> = Vec::new();
     for m in members {
@@ -132,7 +149,7 @@ pub fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Res
                 } else {
                     FileKind::Small
                 };
-                files.push(StoredFile { path: base.to_string(), name, kind, chunks: Vec::new() });
+                files.push(StoredFile { path: base.to_string(), name, kind, chunks: Vec::new(), missing: Vec::new() });
                 indices.push(Vec::new());
                 files.len() - 1
             }
@@ -143,13 +160,18 @@ pub fn sequences(members: &[Member], path: &str, whole: Option<FileKind>) -> Res
     for (file, idx) in files.iter_mut().zip(indices) {
         let mut order: Vec<(usize, Member)> = idx.into_iter().zip(file.chunks.drain(..)).collect();
         order.sort_by_key(|(i, _)| *i);
-        for (want, (got, m)) in order.iter().enumerate() {
+        let mut want = 0;
+        for (got, m) in &order {
             if *got < want {
                 return Err(Error::tampered(&m.name, "chunk sequence (duplicate chunk)"));
             }
             if *got > want {
-                return Err(Error::tampered(&m.name, format!("chunk sequence (chunk .{want:03} is missing before it)")));
+                if !gaps {
+                    return Err(Error::tampered(&m.name, format!("chunk sequence (chunk .{want:03} is missing before it)")));
+                }
+                file.missing.extend(want..*got);
             }
+            want = got + 1;
         }
         file.chunks = order.into_iter().map(|(_, m)| m).collect();
         let first = file.chunks[0].size;
@@ -255,13 +277,24 @@ impl<R: ReadAt> Backup<R> {
     /// The qube's stored files in backup order, each a contiguous chunk sequence
     /// `.000, .001, …` with no gap or duplicate and equal-sized non-final chunks.
     pub fn files(&self, qube: &str) -> Result<Vec<StoredFile>> {
+        self.stored_files(qube, false)
+    }
+
+    /// Like [`Backup::files`], but a file missing chunks in the middle of its sequence is kept,
+    /// with [`StoredFile::missing`] naming them (salvage mode restores around the gap; a plain
+    /// restore of such a file fails with the same `tampered` error `files` gives).
+    pub fn salvage_files(&self, qube: &str) -> Result<Vec<StoredFile>> {
+        self.stored_files(qube, true)
+    }
+
+    fn stored_files(&self, qube: &str, gaps: bool) -> Result<Vec<StoredFile>> {
         let qube = self.qube(qube)?;
         let path = qube.backup_path.trim_end_matches('/');
         if path.is_empty() || path.starts_with('/') || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
             return Err(Error::unsafe_path(&qube.backup_path, "a backup-path must be a plain relative path"));
         }
         let whole = (qube.class == "AdminVM").then_some(FileKind::Home);
-        sequences(&self.members, path, whole)
+        group(&self.members, path, whole, gaps)
     }
 
     /// What qubes.xml promises for `qube` but the backup does not hold: its saved
@@ -411,7 +444,13 @@ pub struct FileRestore<'a> {
     raw: Option<Box<dyn VolumeSink + 'a>>,
     chunk: String,
     chunks_pushed: usize,
+    /// Every chunk of the sequence by index, missing ones included (so messages name them).
     chunk_names: Vec<String>,
+    /// Indices of chunks missing from the backup not yet passed ([`StoredFile::missing`]).
+    missing: Vec<usize>,
+    /// Plaintext length of a missing chunk: every chunk but the final one has the size of
+    /// chunk .000 (a missing chunk is never final: a present one follows it).
+    missing_len: Option<u64>,
     compression: Compression,
     salvage: Option<SalvageState>,
 }
@@ -483,7 +522,23 @@ impl<'a> FileRestore<'a> {
             raw,
             chunk: String::new(),
             chunks_pushed: 0,
-            chunk_names: file.chunks.iter().map(|c| c.name.clone()).collect(),
+            chunk_names: {
+                let mut present = file.chunks.iter();
+                (0..file.chunks.len() + file.missing.len())
+                    .map(|i| {
+                        if file.missing.contains(&i) {
+                            format!("{}.{i:03}.enc", file.path)
+                        } else {
+                            present.next().map_or_else(|| file.path.clone(), |c| c.name.clone())
+                        }
+                    })
+                    .collect()
+            },
+            missing: file.missing.clone(),
+            missing_len: match file.chunks.as_slice() {
+                [first, _, ..] => first.size.checked_sub(container::OVERHEAD as u64),
+                _ => None,
+            },
             compression,
             salvage: None,
         }
@@ -514,6 +569,29 @@ impl<'a> FileRestore<'a> {
     /// `plaintext_len` is its plaintext length (member size − 128), known from the outer index;
     /// `None` if unknown. Nothing of the chunk is used. Outside salvage mode returns `why`.
     pub fn push_lost(&mut self, plaintext_len: Option<u64>, why: Error) -> Result<()> {
+        self.pass_gap()?;
+        self.lose(plaintext_len, why)
+    }
+
+    /// Chunks missing from the backup just before the next one ([`StoredFile::missing`]) are
+    /// the `tampered` damage a strict listing reports; in salvage mode they are lost like an
+    /// unusable chunk, so an uncompressed stream is followed past them.
+    fn pass_gap(&mut self) -> Result<()> {
+        while self.missing.first() == Some(&self.chunks_pushed) {
+            let i = self.missing.remove(0);
+            let mut next = i + 1;
+            while self.missing.contains(&next) {
+                next += 1;
+            }
+            let after = self.chunk_names.get(next).cloned().unwrap_or_else(|| self.path.clone());
+            let why = Error::tampered(after, format!("chunk sequence (chunk .{i:03} is missing before it)"));
+            self.lose(self.missing_len, why)?;
+        }
+        Ok(())
+    }
+
+    /// The next chunk of the sequence contributes nothing (see [`FileRestore::push_lost`]).
+    fn lose(&mut self, plaintext_len: Option<u64>, why: Error) -> Result<()> {
         self.chunk = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
         self.chunks_pushed += 1;
         let Some(s) = self.salvage.as_mut() else { return Err(why) };
@@ -559,6 +637,7 @@ impl<'a> FileRestore<'a> {
 
     /// Feeds the verified plaintext of the next chunk.
     pub fn push(&mut self, plaintext: &[u8]) -> Result<()> {
+        self.pass_gap()?;
         self.chunk = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
         self.chunks_pushed += 1;
         if !self.wants_more() {
@@ -802,6 +881,22 @@ mod tests {
         add_range(&mut r, 70, 80);
         add_range(&mut r, 51, 52);
         assert_eq!(r, vec![(0, 50), (51, 52), (70, 80)]);
+    }
+
+    #[test]
+    fn a_gap_is_refused_by_the_strict_listing_and_recorded_by_the_salvage_one() {
+        let m = |name: &str, size| Member { name: name.into(), offset: 0, size, cut: false };
+        let members = [m("vm5/a.img.000.enc", 228), m("vm5/a.img.002.enc", 228), m("vm5/a.img.005.enc", 140)];
+        let e = sequences(&members, "vm5", None).unwrap_err();
+        assert_eq!(e, Error::tampered("vm5/a.img.002.enc", "chunk sequence (chunk .001 is missing before it)"));
+        let files = sequences_with_gaps(&members, "vm5", None).unwrap();
+        assert_eq!(files[0].missing, [1, 3, 4]);
+        assert_eq!(files[0].chunks.len(), 3);
+        // still refused: a duplicate, and present non-final chunks of different sizes
+        let dup = [m("vm5/a.img.000.enc", 228), m("vm5/a.img.002.enc", 228), m("vm5/a.img.002.enc", 228)];
+        assert!(sequences_with_gaps(&dup, "vm5", None).is_err());
+        let odd = [m("vm5/a.img.000.enc", 228), m("vm5/a.img.002.enc", 200), m("vm5/a.img.003.enc", 10)];
+        assert!(sequences_with_gaps(&odd, "vm5", None).is_err());
     }
 
     #[test]

@@ -20,6 +20,9 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, FileReaderSync};
 
+mod browse;
+pub use browse::{Browser, FileStream, ZipStream};
+
 fn to_js(e: Error) -> JsValue {
     let o = Object::new();
     let _ = Reflect::set(&o, &"class".into(), &e.class().into());
@@ -210,8 +213,10 @@ impl BackupHandle {
 
     /// A qube's stored files as JSON: `[{path, name, kind: "volume"|"small"|"home",
     /// chunks: [{name, offset, size, pass: [bytes]}]}]`; `pass` is the chunk's scrypt passphrase.
-    pub fn files_json(&self, qube: &str) -> Result<String, JsValue> {
-        let files = self.backup.files(qube).map_err(to_js)?;
+    /// `salvage`: chunk sequences with gaps are listed too (the missing chunks are lost).
+    pub fn files_json(&self, qube: &str, salvage: bool) -> Result<String, JsValue> {
+        let files = if salvage { self.backup.salvage_files(qube) } else { self.backup.files(qube) };
+        let files = files.map_err(to_js)?;
         let list: Vec<_> = files
             .iter()
             .map(|f| {
@@ -237,8 +242,10 @@ impl BackupHandle {
 
     /// Starts restoring the file `path` of `qube`. `verify_only`: decode and check, keep nothing;
     /// otherwise `sink` (see `JsSink`) receives a volume's data runs, or dom0's home as one tar.
-    pub fn restorer(&self, qube: &str, path: &str, verify_only: bool, sink: JsValue) -> Result<Restorer, JsValue> {
-        let files = self.backup.files(qube).map_err(to_js)?;
+    /// `salvage`: a damaged volume keeps what can be read (see [`Restorer::push_lost`]).
+    pub fn restorer(&self, qube: &str, path: &str, verify_only: bool, sink: JsValue, salvage: bool) -> Result<Restorer, JsValue> {
+        let files = if salvage { self.backup.salvage_files(qube) } else { self.backup.files(qube) };
+        let files = files.map_err(to_js)?;
         let file: &StoredFile = files
             .iter()
             .find(|f| f.path == path)
@@ -252,7 +259,8 @@ impl BackupHandle {
                 FileKind::Volume | FileKind::Small => Target::Volume(sink),
             }
         };
-        Ok(Restorer { inner: Some(FileRestore::new(file, self.backup.compression(), target)) })
+        let restore = FileRestore::new(file, self.backup.compression(), target);
+        Ok(Restorer { inner: Some(if salvage { restore.salvage() } else { restore }) })
     }
 
     /// Restores the file `path` of `qube` right here, chunk workers bypassed (one KDF per chunk in
@@ -296,6 +304,36 @@ impl Restorer {
     pub fn push(&mut self, plaintext: &[u8]) -> Result<(), JsValue> {
         let r = self.inner.as_mut().ok_or_else(|| to_js(Error::Io("internal: push after finish".into())))?;
         r.push(plaintext).map_err(to_js)
+    }
+
+    /// Salvage mode: the next chunk is unusable (its MAC failed, or it could not be read);
+    /// `plaintext_len` is its plaintext length (member size − 128), negative if unknown.
+    pub fn push_lost(&mut self, plaintext_len: f64, member: &str) -> Result<(), JsValue> {
+        let r = self.inner.as_mut().ok_or_else(|| to_js(Error::Io("internal: push after finish".into())))?;
+        let len = (plaintext_len >= 0.0).then_some(plaintext_len as u64);
+        r.push_lost(len, Error::tampered(member, "salvage")).map_err(to_js)
+    }
+
+    /// Salvage mode: whether later chunks can still add anything (false once the stream is lost).
+    pub fn wants_more(&self) -> bool {
+        self.inner.as_ref().is_some_and(|r| r.wants_more())
+    }
+
+    /// Salvage mode's end: `{size, stored, tree, lost: [[start, end], …], found, damage:
+    /// {class, message} | null}`; `found` false: nothing could be salvaged.
+    pub fn finish_salvage(&mut self) -> Result<JsValue, JsValue> {
+        let r = self.inner.take().ok_or_else(|| to_js(Error::Io("internal: finish twice".into())))?;
+        let s = r.finish_salvage().map_err(to_js)?;
+        let o = report(s.report);
+        let lost = js_sys::Array::new();
+        for (a, b) in &s.lost {
+            lost.push(&js_sys::Array::of2(&JsValue::from_f64(*a as f64), &JsValue::from_f64(*b as f64)));
+        }
+        let _ = Reflect::set(&o, &"lost".into(), &lost);
+        let _ = Reflect::set(&o, &"found".into(), &JsValue::from_bool(s.found));
+        let damage = s.damage.map(to_js).unwrap_or(JsValue::NULL);
+        let _ = Reflect::set(&o, &"damage".into(), &damage);
+        Ok(o)
     }
 
     /// Ends the stream (decompressor and inner tar must be complete): `{size, stored, tree}`;

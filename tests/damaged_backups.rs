@@ -300,3 +300,304 @@ fn a_wrong_passphrase_reads_no_chunk_and_indexing_reads_only_headers() {
         assert!(!touches_chunk, "read {len} bytes at {offset} inside a chunk before the passphrase was known good");
     }
 }
+
+// ---- The error matrix, row by row (README "Error matrix"): each damage below is named by the
+// class it ends in, and never writes outside the output folder or panics.
+
+/// Runs `extract BACKUP QUBE -o out` in a fresh folder holding only the backup (and a `victim`
+/// file that nothing may touch); checks that the run did not panic and that nothing appeared
+/// beside `out`.
+fn extract(tag: &str, bytes: &[u8], qube: &str) -> (std::process::Output, std::path::PathBuf) {
+    let dir = scratch(&format!("matrix-{tag}"));
+    std::fs::write(dir.join("b.bin"), bytes).unwrap();
+    std::fs::write(dir.join("victim"), b"untouched").unwrap();
+    let out = dir.join("out");
+    let o = cli(PASS, &["extract", dir.join("b.bin").to_str().unwrap(), qube, "-o", out.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(101), "{tag}: panicked: {}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{tag}: {}", stderr(&o));
+    let mut beside: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    beside.sort();
+    assert!(beside.iter().all(|n| ["b.bin", "out", "victim"].contains(&n.as_str())), "{tag}: wrote beside the output folder: {beside:?}");
+    assert_eq!(std::fs::read(dir.join("victim")).unwrap(), b"untouched", "{tag}: the file outside was changed");
+    (o, out)
+}
+
+/// Every path under `root` (folders included), relative, sorted.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten() {
+            let e = e.unwrap();
+            out.push(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A tar member header with a device number (character or block device).
+fn device(name: &[u8], flag: u8) -> Vec<u8> {
+    let mut h = tar_member(name, flag, b"", b"");
+    h[329..337].copy_from_slice(b"0000001\0");
+    h[337..345].copy_from_slice(b"0000003\0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
+
+#[test]
+fn device_nodes_and_fifos_in_dom0_home_are_skipped_and_the_rest_restores() {
+    let mut inner = tar_member(b"dom0-home/user/", b'5', b"", b"");
+    inner.extend(device(b"dom0-home/user/null", b'3'));
+    inner.extend(device(b"dom0-home/user/sda", b'4'));
+    inner.extend(tar_member(b"dom0-home/user/pipe", b'6', b"", b""));
+    inner.extend(tar_member(b"dom0-home/user/ok.txt", b'0', b"", b"kept"));
+    inner.extend(vec![0u8; 1024]);
+    let (o, out) = extract("devices", &with_inner_stream("dom0-home/user", &inner), "dom0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped 3 special files"), "{}", stderr(&o));
+    let home = out.join("dom0/home/user");
+    assert_eq!(std::fs::read(home.join("ok.txt")).unwrap(), b"kept");
+    assert_eq!(tree(&home), ["ok.txt"], "no device node or fifo was created");
+}
+
+#[test]
+fn hard_links_in_dom0_home_escaping_the_home_are_unsafe() {
+    let victim = scratch("matrix-hardlink-victim").join("victim");
+    std::fs::write(&victim, b"untouched").unwrap();
+    let victim_s = victim.to_str().unwrap().as_bytes().to_vec();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("absolute", tar_member(b"dom0-home/user/h", b'1', &victim_s, b"")),
+        ("dotdot", tar_member(b"dom0-home/user/h", b'1', b"dom0-home/user/../../../victim", b"")),
+        ("other-home", tar_member(b"dom0-home/user/h", b'1', b"dom0-home/other/file", b"")),
+        ("via-symlink", {
+            let mut t = tar_member(b"dom0-home/user/link", b'2', &victim_s, b"");
+            t.extend(tar_member(b"dom0-home/user/h", b'1', b"dom0-home/user/link", b""));
+            t
+        }),
+    ];
+    for (tag, member) in cases {
+        let mut inner = tar_member(b"dom0-home/user/", b'5', b"", b"");
+        inner.extend(member);
+        // If the link had been made, this would write through it.
+        inner.extend(tar_member(b"dom0-home/user/h", b'0', b"", b"evil"));
+        inner.extend(vec![0u8; 1024]);
+        let (o, out) = extract(&format!("hardlink-{tag}"), &with_inner_stream("dom0-home/user", &inner), "dom0");
+        assert_eq!(error_class(&o).as_deref(), Some("unsafe-path"), "{tag}: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(16), "{tag}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"untouched", "{tag}: wrote through the link");
+        let h = out.join("dom0/home/user/h");
+        assert!(std::fs::symlink_metadata(&h).is_err(), "{tag}: the link was created");
+    }
+}
+
+#[test]
+fn dom0_home_path_traversal_writes_nothing_outside_the_output_folder() {
+    for (tag, name) in [("dotdot", &b"dom0-home/user/../../../victim"[..]), ("absolute", b"/tmp/qubes-rescue-matrix-escaped")] {
+        let mut inner = tar_member(b"dom0-home/user/", b'5', b"", b"");
+        inner.extend(tar_member(name, b'0', b"", b"evil"));
+        inner.extend(vec![0u8; 1024]);
+        let (o, _) = extract(&format!("traversal-{tag}"), &with_inner_stream("dom0-home/user", &inner), "dom0");
+        assert_eq!(error_class(&o).as_deref(), Some("unsafe-path"), "{tag}: {}", stderr(&o));
+        assert!(!std::path::Path::new("/tmp/qubes-rescue-matrix-escaped").exists());
+    }
+}
+
+/// A backup whose qubes.xml is `xml` (compressed with gzip like the rest).
+fn with_qubes_xml(xml: &[u8]) -> Vec<u8> {
+    let mut w = BackupWriter::new(PASS.as_bytes(), BACKUP_ID, Compression::Gzip).chunk_size(1 << 20).scrypt_log_n(4);
+    w.qubes_xml(xml);
+    w.volume("vm5/", "private.img", &sample_image(1 << 20), SparseEncoding::Pax10);
+    w.finish()
+}
+
+fn open_class(bytes: Vec<u8>) -> &'static str {
+    Backup::open(bytes, PASS.as_bytes(), &limits()).err().map_or("ok", |e| e.class())
+}
+
+#[test]
+fn a_qubes_xml_over_1_mib_is_refused_before_it_is_decrypted() {
+    // Incompressible, so its chunk is over 1 MiB: refused by size, before any KDF.
+    let (_, ms) = multi_chunk();
+    let big = seal_chunk("qubes.xml.000.enc", &noise((1 << 20) + 4096, 7));
+    let ms = edit(&ms, "qubes.xml.000.enc", |d| *d = big);
+    assert_eq!(open_class(rebuild(&ms)), "unsupported");
+}
+
+#[test]
+fn a_qubes_xml_that_inflates_past_8_mib_is_refused() {
+    let xml = qubes_xml(&[]);
+    let padded = xml.replacen("<pools/>", &format!("<!--{}--><pools/>", "x".repeat(9 << 20)), 1);
+    let bytes = with_qubes_xml(padded.as_bytes());
+    assert!(bytes.len() < 1 << 20, "compressed it stays small");
+    assert_eq!(open_class(bytes), "unsupported");
+}
+
+#[test]
+fn a_qubes_xml_with_a_dtd_or_entities_is_refused() {
+    let laughs = r#"<?xml version="1.0"?><!DOCTYPE qubes [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]><qubes>&d;&d;&d;&d;</qubes>"#;
+    assert_eq!(open_class(with_qubes_xml(laughs.as_bytes())), "tampered");
+    let external = r#"<?xml version="1.0"?><!DOCTYPE qubes SYSTEM "file:///etc/passwd"><qubes/>"#;
+    assert_eq!(open_class(with_qubes_xml(external.as_bytes())), "tampered");
+}
+
+#[test]
+fn a_malformed_qubes_xml_is_tampered() {
+    for bad in [&b"<qubes><domains>"[..], b"not xml at all", b"\xff\xfe<qubes/>", b"<other/>"] {
+        assert_eq!(open_class(with_qubes_xml(bad)), "tampered", "{}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn a_damaged_or_missing_qubes_xml_chunk_is_reported() {
+    let (_, ms) = multi_chunk();
+    let flipped = edit(&ms, "qubes.xml.000.enc", |d| d[100] ^= 1);
+    assert_eq!(open_class(rebuild(&flipped)), "tampered");
+    let dropped: Vec<_> = ms.iter().filter(|(n, _)| n != "qubes.xml.000.enc").cloned().collect();
+    assert_eq!(open_class(rebuild(&dropped)), "truncated");
+}
+
+#[test]
+fn damage_to_the_header_copy_is_reported() {
+    let (_, ms) = multi_chunk();
+    // Its ciphertext: the passphrase opened the header MAC, the file MAC fails.
+    let body = edit(&ms, "backup-header.hmac", |d| d[100] ^= 1);
+    assert_eq!(open_class(rebuild(&body)), "tampered");
+    // Its scrypt header MAC: indistinguishable from a wrong passphrase (nothing else is proven yet).
+    let mac = edit(&ms, "backup-header.hmac", |d| d[80] ^= 1);
+    assert_eq!(open_class(rebuild(&mac)), "wrong-passphrase");
+    let dropped: Vec<_> = ms.iter().filter(|(n, _)| n != "backup-header.hmac").cloned().collect();
+    assert_eq!(open_class(rebuild(&dropped)), "truncated");
+    let mut twice = ms.clone();
+    twice.insert(2, ms[1].clone());
+    assert_eq!(open_class(rebuild(&twice)), "tampered");
+}
+
+#[test]
+fn a_missing_or_duplicated_header_is_reported() {
+    let (_, ms) = multi_chunk();
+    let dropped: Vec<_> = ms.iter().filter(|(n, _)| n != "backup-header").cloned().collect();
+    assert_eq!(open_class(rebuild(&dropped)), "not-a-backup");
+    let mut twice = ms.clone();
+    twice.insert(1, ms[0].clone());
+    assert_eq!(open_class(rebuild(&twice)), "tampered");
+    // A header over 4 KiB is refused before it is read.
+    let big = edit(&ms, "backup-header", |d| d.resize(5000, b'\n'));
+    assert_eq!(open_class(rebuild(&big)), "tampered");
+}
+
+/// Rewrites the ustar size field of the outer member holding `name` (and its checksum).
+fn set_outer_size(bytes: &mut [u8], name: &str, size_field: &[u8; 12]) {
+    let m = qubes_rescue::outer::index(&bytes[..]).unwrap().into_iter().find(|m| m.name == name).unwrap();
+    let h = &mut bytes[m.offset as usize - 512..m.offset as usize];
+    h[124..136].copy_from_slice(size_field);
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+}
+
+#[test]
+fn oversized_length_fields_are_refused_without_allocating() {
+    let (bytes, _) = multi_chunk();
+    // An outer member claiming 8 GiB (octal) or 2^62 bytes (base-256): refused by the index.
+    let mut octal = bytes.clone();
+    set_outer_size(&mut octal, "vm5/private.img.001.enc", b"77777777777\0");
+    let e = Backup::open(octal, PASS.as_bytes(), &limits()).err().unwrap();
+    assert_eq!(e.class(), "tampered", "{e}");
+    assert!(e.to_string().contains("vm5/private.img.001.enc"), "{e}");
+    let mut b256 = bytes.clone();
+    set_outer_size(&mut b256, "vm5/private.img.001.enc", &[0x80, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(open_class(b256), "tampered");
+    // Inner tar: a sparse map announcing 10^15 entries, a realsize past 2^63, a pax record
+    // claiming a terabyte.
+    let huge_map = {
+        // Same length as the map text "1\n1000000000000000\n512\n" it replaces.
+        let mut t = pax_sparse("vm5/private.img", 4096, &[(1_000_000_000_000_000, 512)], &[1u8; 512]);
+        let at = t.windows(23).position(|w| w == b"1\n1000000000000000\n512\n").unwrap();
+        t[at..at + 23].copy_from_slice(b"1000000000000000\n0\n512\n");
+        t.extend(vec![0u8; 1024]);
+        t
+    };
+    let mut huge_record = tar_member(b"././@PaxHeader", b'x', b"", b"1099511627776 path=x\n");
+    huge_record.extend(vec![0u8; 1024]);
+    let huge_real = pax_sparse("vm5/private.img", u64::MAX, &[(0, 512), (u64::MAX, 0)], &[1u8; 512]);
+    for (what, inner) in [("map entries", huge_map), ("pax record", huge_record), ("realsize", huge_real)] {
+        let e = verify_all(with_inner_stream("vm5/private.img", &inner)).err().unwrap();
+        assert_eq!(e.class(), "tampered", "{what}: {e}");
+    }
+}
+
+#[test]
+fn data_after_the_outer_archive_is_refused_unless_it_is_a_member() {
+    let (bytes, _) = multi_chunk();
+    // A non-zero block that is no tar header: the outer index cannot tell what it is.
+    let mut garbage = bytes.clone();
+    garbage.extend(noise(4096, 3));
+    assert_eq!(open_class(garbage), "tampered");
+    // Less than a block of it: the file ends inside a (would-be) header.
+    let mut short = bytes.clone();
+    short.extend(b"trailing");
+    assert_eq!(open_class(short), "truncated");
+    // Zero padding, or a whole extra member nothing refers to: ignored.
+    let mut zeros = bytes.clone();
+    zeros.extend(vec![0u8; 20480]);
+    assert_eq!(class_of(zeros), "ok");
+    let mut extra = bytes;
+    extra.extend(rebuild(&[("junk".to_string(), b"not a chunk".to_vec())]));
+    assert_eq!(class_of(extra), "ok");
+}
+
+#[test]
+fn chunks_stored_out_of_order_still_restore() {
+    // The outer layer is unauthenticated and may be reordered; chunks are taken by index.
+    let (_, ms) = multi_chunk();
+    let mut ms = ms;
+    let first = ms.iter().position(|(n, _)| n.starts_with("vm5/private.img.")).unwrap();
+    let count = ms.iter().filter(|(n, _)| n.starts_with("vm5/private.img.")).count();
+    ms[first..first + count].reverse();
+    assert_eq!(class_of(rebuild(&ms)), "ok");
+}
+
+/// The sample backup with `vm5/private.img` replaced by one chunk holding `stream` as is
+/// (already compressed, or damaged on purpose), sealed as Qubes would.
+fn with_compressed_stream(stream: &[u8]) -> Vec<u8> {
+    let (bytes, _) = sample_backup(Compression::Gzip, 1 << 20);
+    let mut ms: Vec<(String, Vec<u8>)> = members(&bytes).into_iter().filter(|(n, _)| !n.starts_with("vm5/private.img.")).collect();
+    ms.push(("vm5/private.img.000.enc".into(), seal_chunk("vm5/private.img.000.enc", stream)));
+    rebuild(&ms)
+}
+
+#[test]
+fn an_authentic_but_damaged_compressed_stream_is_reported() {
+    let inner = pax_sparse("vm5/private.img", 1 << 20, &[(0, 4096), (1 << 20, 0)], &noise(4096, 5));
+    let mut inner = inner;
+    inner.extend(vec![0u8; 1024]);
+    let gz = qubes_rescue::writer::compress(Compression::Gzip, &inner);
+    assert_eq!(class_of(with_compressed_stream(&gz)), "ok");
+    // cut short: the decompressor never reaches its end
+    for cut in [10, gz.len() / 2, gz.len() - 4] {
+        assert_eq!(class_of(with_compressed_stream(&gz[..cut])), "truncated", "cut at {cut}");
+    }
+    // a flipped byte in the deflate data or the CRC: the decoder refuses it
+    let mut flipped = gz.clone();
+    let at = gz.len() - 6;
+    flipped[at] ^= 0x01;
+    assert_eq!(class_of(with_compressed_stream(&flipped)), "tampered");
+    // not gzip at all
+    assert_eq!(class_of(with_compressed_stream(b"this is not a gzip stream")), "tampered");
+}
+
+#[test]
+fn an_inner_tar_cut_short_is_truncated() {
+    let mut inner = pax_sparse("vm5/private.img", 1 << 20, &[(0, 4096), (1 << 20, 0)], &noise(4096, 5));
+    inner.extend(vec![0u8; 1024]);
+    let stored_end = inner.len() - 1024;
+    for cut in [100, 512, 1024, 1536, stored_end - 1000, stored_end - 1] {
+        assert_eq!(class_of(with_inner_stream("vm5/private.img", &inner[..cut])), "truncated", "cut at {cut}");
+    }
+}

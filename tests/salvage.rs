@@ -342,3 +342,113 @@ fn file_restore_push_api_salvages_like_the_cli() {
 fn backup_bytes_gzip() -> Vec<u8> {
     backup(Compression::Gzip, SparseEncoding::Pax10)
 }
+
+/// Restores `private.img` of `work` in salvage mode from the salvage listing, into memory.
+fn salvage_in_memory(bytes: Vec<u8>) -> (qubes_rescue::restore::Salvaged, Vec<u8>) {
+    let backup = Backup::open(bytes, PASS.as_bytes(), &limits()).unwrap();
+    let files = backup.salvage_files("work").unwrap();
+    let file = files.iter().find(|f| f.name == "private.img").unwrap();
+    let mut sink = MemorySink::with_cap(1 << 30);
+    let s = qubes_rescue::restore::salvage_file(&backup, file, Target::Volume(Box::new(&mut sink)), 2, &mut |_| {}).unwrap();
+    (s, sink.data)
+}
+
+#[test]
+fn uncompressed_volume_missing_middle_chunks_keeps_everything_after_the_gap() {
+    let bytes = backup(Compression::None, SparseEncoding::Pax10);
+    let stream = inner_stream(&bytes);
+    let (map, data_start) = layout(&stream, SparseEncoding::Pax10);
+    let names = chunk_names(&members(&bytes));
+    assert!(names.len() >= 8, "want many chunks, got {}", names.len());
+    // one chunk dropped, then two in a row
+    for gap in [vec![2usize], vec![4, 5]] {
+        let mut ms = members(&bytes);
+        ms.retain(|(n, _)| !gap.iter().any(|&i| *n == names[i]));
+        let damaged = rebuild(&ms);
+        // Without salvage nothing changes: the listing refuses the gap, naming the chunk after it.
+        let strict = Backup::open(damaged.clone(), PASS.as_bytes(), &limits()).unwrap().files("work").unwrap_err();
+        let after = &names[gap.last().unwrap() + 1];
+        assert_eq!(strict.class(), "tampered");
+        assert!(strict.to_string().contains(after.as_str()), "{strict}");
+        let (s, data) = salvage_in_memory(damaged);
+        assert!(s.found);
+        assert_eq!(s.damage.as_ref(), Some(&strict), "the same damage is reported");
+        let (a, b) = (gap[0] * CHUNK, (gap.last().unwrap() + 1) * CHUNK);
+        assert_eq!(s.lost, image_ranges(&map, data_start, a, b), "chunks {gap:?} cover stream bytes {a}..{b}");
+        let mut want = image().to_bytes();
+        for &(x, y) in &s.lost {
+            want[x as usize..y as usize].fill(0);
+        }
+        assert!(data == want, "the image differs outside the lost ranges");
+        assert!(nonzero(&s.lost) > 0 && nonzero(&s.lost) <= (b - a) as u64);
+    }
+}
+
+#[test]
+fn a_gap_and_a_damaged_chunk_are_both_salvaged_around() {
+    let bytes = backup(Compression::None, SparseEncoding::GnuOld);
+    let stream = inner_stream(&bytes);
+    let (map, data_start) = layout(&stream, SparseEncoding::GnuOld);
+    let names = chunk_names(&members(&bytes));
+    let mut ms = damage(&bytes, &names[5]);
+    ms.retain(|(n, _)| *n != names[2]);
+    let (s, data) = salvage_in_memory(rebuild(&ms));
+    let mut want = image_ranges(&map, data_start, 2 * CHUNK, 3 * CHUNK);
+    want.extend(image_ranges(&map, data_start, 5 * CHUNK, 6 * CHUNK));
+    assert_eq!(s.lost, want);
+    assert!(s.damage.unwrap().to_string().contains("chunk .002 is missing"), "the first damage met is reported");
+    let mut expect = image().to_bytes();
+    for &(x, y) in &s.lost {
+        expect[x as usize..y as usize].fill(0);
+    }
+    assert!(data == expect);
+}
+
+#[test]
+fn gzip_volume_missing_a_middle_chunk_keeps_everything_before_it() {
+    let bytes = backup(Compression::Gzip, SparseEncoding::Pax10);
+    let names = chunk_names(&members(&bytes));
+    let mut ms = members(&bytes);
+    ms.retain(|(n, _)| *n != names[names.len() / 2]);
+    let (s, data) = salvage_in_memory(rebuild(&ms));
+    assert_eq!(s.damage.unwrap().class(), "tampered");
+    let img = image();
+    assert_eq!(s.lost.last().unwrap().1, img.size, "the stream cannot be followed past the gap");
+    assert!(s.lost[0].0 >= 300_000, "the first data runs, in earlier chunks, are kept: {:?}", s.lost);
+    let mut expect = img.to_bytes();
+    for &(x, y) in &s.lost {
+        expect[x as usize..y as usize].fill(0);
+    }
+    assert!(data == expect);
+}
+
+#[test]
+fn a_plain_restore_of_a_file_with_a_gap_fails_like_the_strict_listing() {
+    let bytes = backup(Compression::None, SparseEncoding::Pax10);
+    let names = chunk_names(&members(&bytes));
+    let mut ms = members(&bytes);
+    ms.retain(|(n, _)| *n != names[3]);
+    let backup = Backup::open(rebuild(&ms), PASS.as_bytes(), &limits()).unwrap();
+    let strict = backup.files("work").unwrap_err();
+    let files = backup.salvage_files("work").unwrap();
+    let file = files.iter().find(|f| f.name == "private.img").unwrap();
+    assert_eq!(file.missing, [3]);
+    let e = qubes_rescue::restore::restore_file(&backup, file, Target::Verify, 2, &mut |_| {}).unwrap_err();
+    assert_eq!(e, strict);
+}
+
+#[test]
+fn cli_salvage_restores_past_a_missing_middle_chunk() {
+    let bytes = backup(Compression::None, SparseEncoding::Pax10);
+    let stream = inner_stream(&bytes);
+    let (map, data_start) = layout(&stream, SparseEncoding::Pax10);
+    let names = chunk_names(&members(&bytes));
+    let mut ms = members(&bytes);
+    ms.retain(|(n, _)| *n != names[3]);
+    let run = salvage("cli-gap", &ms);
+    assert_eq!(run.out.status.code(), Some(11), "{}", stderr(&run.out));
+    assert_eq!(error_class(&run.out).as_deref(), Some("tampered"));
+    let lost = run.lost();
+    assert_eq!(lost, image_ranges(&map, data_start, 3 * CHUNK, 4 * CHUNK));
+    run.check_image(&lost);
+}

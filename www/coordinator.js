@@ -5,21 +5,18 @@
 //
 // Messages (page → coordinator): init {module, maxKdfMemory, memoryBudget} · pool {ports} ·
 //   replace {index, port} · open {blob, passphrase} · run {qubes, mode: restore|verify,
-//   output: download|dir, dir?} · cancel
+//   output: download|keep|dir, dir?, salvage} · cancel   (keep: like download, but the page only
+//   browses the files unless asked to save them)
 // (coordinator → page): ready {opfs} · init-failed · opened {qubes, compression, openMs} ·
 //   open-failed {err} · plan {files, failed, kdfMemory, workers} · warning · file-start ·
 //   progress {id, done, total, bytesDone, bytesTotal, elapsedMs} · chunk {kdfMs, cryptoMs, readMs} ·
-//   file-done {id, download, size, stored, blob|null} · file-failed {id, err} · missing {qube, err} ·
+//   file-done {id, name, download, size, stored, blob|null, browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null} · file-failed {id, err} · missing {qube, err} ·
 //   finished {errors, stats} · cancelled
 // (coordinator ⇄ chunk worker, own MessageChannel): job {gen, seq, blob, offset, size, name, pass}
 //   → done {gen, seq, plain (transferred), kdfMs, …} | fail {gen, seq, err, dead}
 // Every err is {class, message}: class as in the CLI (data-error), message one sentence.
 'use strict';
 
-const MiB = 1024 * 1024;
-const COALESCE = 8 * MiB;      // output writes are gathered into parts of this size
-const ZERO_LEN = 4 * MiB;      // holes are slices of one shared zero Blob of this size
-const SMALL_GAP = 64 * 1024;   // holes shorter than this are stored as zeros (fewer parts)
 
 let maxKdfMemory = 0;          // cap handed to the core (container::Limits)
 let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
@@ -30,7 +27,6 @@ let pool = [];                 // [{port, busy, seq, gen, dead}]
 let gen = 0;                   // bumps on every run and cancel: stale results are dropped
 let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
-let zeroBlob = null;
 
 self.onmessage = (ev) => {
   const m = ev.data;
@@ -153,7 +149,7 @@ async function startRun(m) {
   for (const name of m.qubes) {
     let list;
     try {
-      list = JSON.parse(backup.files_json(name));
+      list = JSON.parse(backup.files_json(name, !!m.salvage && !verifyOnly));
       missing.set(name, JSON.parse(backup.missing_json(name)));
     } catch (e) {
       unlisted.push(Object.assign({ qube: name }, toErr(e, 'listing the files of ' + name)));
@@ -172,6 +168,7 @@ async function startRun(m) {
   const workers = Math.max(1, Math.min(pool.length, Math.floor(memoryBudget / Math.max(kdfMemory, 1))));
   const R = run = { gen: myGen, files, jobs, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
     results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
+    salvage: !!m.salvage && !verifyOnly,
     kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], t0: performance.now() };
   post({ t: 'plan', files: files.map(publicFile), failed: unlisted, kdfMemory, workers, compression: backup.compression() });
   // Each file is authenticated on its own: a file that fails does not stop the qube's others
@@ -207,8 +204,18 @@ async function startRun(m) {
     for (let i = 0; i < f.chunks.length; i++) {
       const r = await take(R, first + i);
       if (R.cancelled || !r) break;
-      if (r.err) { failFile(R, f, r.err); break; }
-      try {
+      if (r.err && f.salvaging) {
+        // Salvage: the chunk is lost, the stream goes on (fully only when uncompressed).
+        if (!f.damage) f.damage = r.err;
+        try {
+          f.restorer.push_lost(f.chunks[i].size - 128, f.chunks[i].name);
+        } catch (e) {
+          failFile(R, f, toErr(e, 'salvaging ' + f.download));
+          break;
+        }
+      } else if (r.err) { failFile(R, f, r.err); break; }
+      else if (f.salvaging && !f.restorer.wants_more()) { r.plain = null; } // nothing after the loss can be placed
+      else try {
         const t = performance.now();
         f.restorer.push(new Uint8Array(r.plain));
         r.plain = null;
@@ -255,12 +262,6 @@ async function checkSpace(names) {
     post({ t: 'warning', message: 'These qubes hold about ' + fmtBytes(need) + ' of data, but this browser lets the page store only about ' +
       fmtBytes(free) + '. The restore may stop when space runs out: free disk space, or restore fewer qubes at a time.' });
   }
-}
-
-function fmtBytes(n) {
-  if (n >= 1e9) return (n / 1e9).toFixed(1) + ' GB';
-  if (n >= 1e6) return (n / 1e6).toFixed(1) + ' MB';
-  return Math.round(n / 1e3) + ' kB';
 }
 
 // ------------------------------------------------------------ chunk pool
@@ -347,17 +348,20 @@ async function beginFile(f, run) {
   post({ t: 'file-start', id: f.id });
   if (run.verifyOnly || f.placeholder) {
     f.sink = null;
-  } else if (run.output === 'dir' && run.dir) {
+  } else if (run.output === 'dir' && run.dir && !f.salvaging) { // a salvaged file gets another name: downloaded
     f.sink = await dirSink(run.dir, f.download);
   } else if (opfsRoot && f.kind !== 'small') {
     f.sink = await opfsSink(opfsRoot, f.id + '-' + f.download);
   } else {
     f.sink = blobSink();
   }
-  f.restorer = backup.restorer(f.qube, f.path, run.verifyOnly || f.placeholder, f.sink);
+  f.salvaging = run.salvage && f.kind === 'volume' && !f.placeholder;
+  f.damage = null;
+  f.restorer = backup.restorer(f.qube, f.path, run.verifyOnly || f.placeholder, f.sink, f.salvaging);
 }
 
 async function endFile(f, run) {
+  if (f.salvaging) return endSalvage(f, run);
   let report = f.restorer.finish();
   f.restorer.free();
   f.restorer = null;
@@ -374,9 +378,37 @@ async function endFile(f, run) {
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;
   if (run.cancelled) return;
-  post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, download: f.download, size: report.size, stored: report.stored,
+  // Saved to a folder: the browser reads the file back from there.
+  let browse = out;
+  if (!out && run.output === 'dir' && run.dir && !run.verifyOnly && !f.placeholder) {
+    try { browse = await (await run.dir.getFileHandle(f.download)).getFile(); } catch (e) { browse = null; }
+  }
+  post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse, download: f.download, size: report.size, stored: report.stored,
     outSize: out ? out.size : null, tree: !!report.tree,
     blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly && !f.placeholder, placeholder: f.placeholder, elapsedMs: performance.now() - f.t0 });
+}
+
+// Salvage mode's end: a clean volume is saved as usual; a damaged one as <name>.salvaged, with
+// <name>.salvage.json listing the lost byte ranges, and the damage still reported as an error.
+async function endSalvage(f, run) {
+  const report = f.restorer.finish_salvage();
+  f.restorer.free();
+  f.restorer = null;
+  const damage = f.damage || report.damage;
+  if (damage && !report.found) return failFile(run, f, damage);
+  if (damage) f.download += '.salvaged';
+  const out = await f.sink.finish();
+  f.sink = null;
+  if (run.cancelled) return;
+  let json = null;
+  if (damage) {
+    json = new Blob([JSON.stringify({ lost: report.lost }) + '\n'], { type: 'application/json' });
+    run.errors.push(Object.assign({ qube: f.qube, file: f.download }, damage));
+  }
+  post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse: out, download: f.download, size: report.size,
+    stored: report.stored, outSize: out ? out.size : null, tree: false, blob: out, placeholder: false, elapsedMs: performance.now() - f.t0,
+    salvaged: damage ? { lost: report.lost, damage, json, jsonName: f.download.replace(/\.salvaged$/, '.salvage.json') } : null,
+    savedToDisk: false });
 }
 
 function failFile(r, f, err) {
@@ -395,135 +427,3 @@ function dropFile(f) {
   f.sink = null;
 }
 
-// ---------------------------------------------------------------- sinks
-// The core calls set_len(realsize) once and write(offset, bytes) for data runs, ascending;
-// `bytes` is a view into wasm memory, valid only during the call (copy or write it at once).
-
-// Gathers writes into COALESCE-sized parts; calls emit(offset, Blob) per part.
-function coalescer(emit) {
-  const buf = new Uint8Array(COALESCE);
-  let start = 0, len = 0, end = 0; // buf holds [start, start+len); end = highest byte written
-  return {
-    get end() { return end; },
-    write(offset, view) {
-      if (offset < end) throw new Error('the archive wrote out of order (offset ' + offset + ' after ' + end + ')');
-      const gap = offset - (start + len);
-      if (len > 0 && gap > 0 && gap < SMALL_GAP && len + gap <= COALESCE) {
-        buf.fill(0, len, len + gap); // a short hole inside the buffer: zeros, one part fewer
-        len += gap;
-      } else if (gap !== 0) { this.flush(); start = offset; }
-      let p = 0;
-      while (p < view.length) {
-        const n = Math.min(view.length - p, COALESCE - len);
-        buf.set(view.subarray(p, p + n), len);
-        len += n; p += n;
-        if (len === COALESCE) this.flush();
-      }
-      end = offset + view.length;
-      if (len === 0) start = end;
-    },
-    flush() {
-      if (len > 0) emit(start, new Blob([buf.subarray(0, len)]));
-      start += len; len = 0;
-    },
-  };
-}
-
-// `n` zero bytes as references to one shared zero Blob.
-function zeros(n) {
-  const source = zeroBlob || (zeroBlob = new Blob([new Uint8Array(ZERO_LEN)]));
-  const parts = [];
-  while (n >= ZERO_LEN) { parts.push(source); n -= ZERO_LEN; }
-  if (n > 0) parts.push(source.slice(0, n));
-  return parts;
-}
-
-// Default: the file as a Blob of data parts and references to the shared zero Blob.
-function blobSink() {
-  const parts = [];
-  let pos = 0, len = null;
-  const c = coalescer((offset, blob) => {
-    if (offset > pos) parts.push(...zeros(offset - pos));
-    parts.push(blob);
-    pos = offset + blob.size;
-  });
-  return {
-    set_len(n) { len = n; },
-    write(offset, view) { c.write(offset, view); },
-    async finish() {
-      c.flush();
-      if (len !== null && len > pos) parts.push(...zeros(len - pos));
-      return new Blob(parts, { type: 'application/octet-stream' });
-    },
-  };
-}
-
-// OPFS through a sync access handle (Firefox; Chromium only off file://): positioned writes,
-// holes never written, the length set by truncate; the result is the OPFS file itself.
-// Firefox downloads a file-backed Blob from disk, but copies any composite or memory-backed
-// Blob into the parent process's RAM (measured: a 9 GiB sparse image as zero-Blob slices grew
-// it by the bytes downloaded), so the whole image must be one OPFS file. Its quota counts the
-// image's full length.
-async function opfsSink(dir, name) {
-  const fh = await dir.getFileHandle(name, { create: true });
-  const h = await fh.createSyncAccessHandle();
-  h.truncate(0);
-  let len = null;
-  const full = async () => {
-    let free = '';
-    try { const e = await navigator.storage.estimate(); free = ' (about ' + fmtBytes(e.quota - e.usage) + ' left)'; } catch (x) { /* unknown */ }
-    return free;
-  };
-  const left = await full();
-  const tooBig = (n) => new DOMException(name.replace(/^\d+-/, '') + ' is ' + fmtBytes(n) + ', more than this browser lets the page store' + left +
-    '; restore this qube on its own once the other downloads have finished, or use Chromium or the qubes-rescue command', 'QuotaExceededError');
-  return {
-    set_len(n) {
-      len = n;
-      try { h.truncate(n); } catch (e) { throw tooBig(n); }
-    },
-    write(offset, view) {
-      let p = 0;
-      while (p < view.length) {
-        let n = 0;
-        try { n = h.write(view.subarray(p), { at: offset + p }); } catch (e) { throw tooBig(len || offset + view.length); }
-        if (n <= 0) throw tooBig(len || offset + view.length);
-        p += n;
-      }
-    },
-    async finish() {
-      if (len !== null && h.getSize() !== len) h.truncate(len);
-      h.flush(); h.close();
-      return await fh.getFile();
-    },
-    abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
-  };
-}
-
-// Chromium "Save to disk…": a folder the user picked; each file streams through a writable.
-async function dirSink(dir, name) {
-  const fh = await dir.getFileHandle(name, { create: true });
-  const w = await fh.createWritable({ keepExistingData: false });
-  const queue = [];
-  let len = null;
-  const c = coalescer((offset, blob) => queue.push({ offset, blob }));
-  return {
-    set_len(n) { len = n; },
-    write(offset, view) { c.write(offset, view); },
-    async drain() {
-      while (queue.length) {
-        const q = queue.shift();
-        await w.write({ type: 'write', position: q.offset, data: q.blob });
-      }
-    },
-    async finish() {
-      c.flush();
-      await this.drain();
-      const size = len !== null ? len : c.end;
-      await w.truncate(size);
-      await w.close();
-      return null;
-    },
-    abort() { w.abort().catch(() => {}); },
-  };
-}

@@ -10,7 +10,11 @@
     stepQubes: $('step-qubes'), backupInfo: $('backup-info'), rows: $('qube-rows'), selectAll: $('select-all'),
     outputDirLabel: $('output-dir-label'), restore: $('restore'), verify: $('verify'), cancel: $('cancel'),
     stepProgress: $('step-progress'), progress: $('progress-list'), results: $('results'), resultList: $('result-list'),
-    status: $('status'), warning: $('warning'), env: $('env-info'),
+    status: $('status'), warning: $('warning'), env: $('env-info'), salvage: $('salvage'),
+    stepBrowse: $('step-browse'), browseQubeName: $('browse-qube'), volume: $('volume'), partition: $('partition'),
+    partitionLabel: $('partition-label'), zipHere: $('zip-here'), browseCancel: $('browse-cancel'), browseClose: $('browse-close'),
+    crumbs: $('crumbs'), browseStatus: $('browse-status'), fsRows: $('fs-rows'), preview: $('preview'),
+    previewTitle: $('preview-title'), previewNote: $('preview-note'), previewText: $('preview-text'), previewImg: $('preview-img'),
   };
 
   // Exposed for tests and the bench: KDF and crypto time per chunk, and the last run's totals.
@@ -61,6 +65,7 @@
     el.demo.disabled = b || !ready;
     el.file.disabled = b;
     el.cancel.disabled = !b;
+    for (const bt of el.rows.querySelectorAll('button[data-testid=browse]')) bt.disabled = b || !ready;
   }
 
   // ------------------------------------------------------------ formatting
@@ -91,7 +96,8 @@
   }
 
   function workerUrl(mainId) {
-    const src = [$('src-glue').textContent, $('src-common').textContent, $(mainId).textContent].join('\n;\n');
+    const parts = ['src-glue', 'src-common'].concat(mainId === 'src-chunk' ? [] : ['src-sinks'], [mainId]);
+    const src = parts.map((id) => $(id).textContent).join('\n;\n');
     return URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
   }
 
@@ -160,6 +166,7 @@
       coordinator.onerror = (ev) => fatal({ class: 'io', message: 'the restorer stopped (' + (ev.message || 'no details') + ')' });
       coordinator.postMessage({ t: 'init', module, maxKdfMemory: MAX_KDF_MEMORY, memoryBudget: memoryBudget() });
       startPool();
+      startBrowseWorker();
     } catch (e) {
       fatal(e && e.class ? e : { class: 'unsupported', message: 'the page could not start: ' + (e && e.message || e) });
     }
@@ -196,6 +203,7 @@
       case 'missing': onMissing(m); break;
       case 'finished': onFinished(m); break;
       case 'cancelled':
+        pendingBrowse = null;
         startPool(); // stop chunk work in flight
         setBusy(false);
         for (const f of files.values()) if (!f.final) fileState(f.id, 'err', 'Cancelled.');
@@ -274,6 +282,8 @@
 
   function onOpened(m) {
     stats.openMs = m.openMs;
+    kept.clear();
+    el.stepBrowse.hidden = true;
     qubes = m.qubes;
     setBusy(false);
     el.rows.textContent = '';
@@ -314,6 +324,13 @@
     td(q.template || '—');
     td(q.name === 'dom0' && !(q.volumes || []).length ? 'home folder (as a .tar)' : (q.volumes || []).join(', '));
     td(fmtBytes(q.size), 'num-col');
+    const bb = document.createElement('button');
+    bb.type = 'button';
+    bb.textContent = 'Browse';
+    bb.setAttribute('data-testid', 'browse');
+    bb.setAttribute('aria-label', 'Browse the files of ' + q.name);
+    bb.addEventListener('click', () => browseQube(q.name));
+    td('').appendChild(bb);
     return tr;
   }
 
@@ -337,15 +354,15 @@
     coordinator.postMessage({ t: 'cancel' });
   });
 
-  async function startRun(mode) {
+  async function startRun(mode, only) {
     if (busy || !ready) return;
-    const names = [...el.rows.querySelectorAll('tr[data-testid=qube-row]')]
+    const names = only ? [only] : [...el.rows.querySelectorAll('tr[data-testid=qube-row]')]
       .filter((tr) => tr.querySelector('input[data-testid=select]').checked).map((tr) => tr.dataset.qube);
     if (!names.length) { setStatus('idle', 'Select at least one qube first (tick its box).'); return; }
     setBusy(true);
     setStatus('working', (mode === 'verify' ? 'Verifying ' : 'Restoring ') + names.join(', ') + '…');
     warn('');
-    const output = mode === 'restore' && document.querySelector('input[name=output]:checked').value === 'dir' ? 'dir' : 'download';
+    const output = only ? 'keep' : mode === 'restore' && document.querySelector('input[name=output]:checked').value === 'dir' ? 'dir' : 'download';
     let dir = null;
     if (output === 'dir') {
       try {
@@ -363,7 +380,7 @@
     for (const tr of el.rows.children) tr.classList.remove('failed');
     runOutput = output;
     runMode = mode;
-    coordinator.postMessage({ t: 'run', qubes: names, mode, output, dir });
+    coordinator.postMessage({ t: 'run', qubes: names, mode, output, dir, salvage: el.salvage.checked });
   }
 
   // ------------------------------------------------------------ step 4: progress and results
@@ -429,6 +446,7 @@
 
   function onFileDone(m) {
     const f = files.get(m.id);
+    if (m.salvaged) return onSalvaged(m, f);
     if (f) {
       f.final = true;
       f.li.querySelector('.name').textContent = m.download;
@@ -440,10 +458,19 @@
         (m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
         (m.stored < m.size ? ' (' + fmtBytes(m.stored) + ' of data, the rest is empty space)' : '') + ' in ' + fmtTime(m.elapsedMs) + '.';
     }
+    if (m.browse && (m.kind === 'volume' || m.kind === 'home') && !m.tree) keep(m);
     if (!m.blob && !m.savedToDisk) return; // verify only
     el.results.hidden = false;
     const li = document.createElement('li');
-    if (m.blob) {
+    if (m.blob && runOutput === 'keep') {
+      // Restored to browse: the whole image is saved only if asked.
+      const url = URL.createObjectURL(m.blob);
+      objectUrls.push(url);
+      const a = document.createElement('a');
+      a.href = url; a.download = m.download; a.textContent = m.download;
+      li.appendChild(a);
+      li.appendChild(document.createTextNode(' (kept in this page for browsing; click to save the whole file)'));
+    } else if (m.blob) {
       const url = download(m.blob, m.download);
       const a = document.createElement('a');
       a.href = url; a.download = m.download; a.textContent = m.download;
@@ -453,6 +480,48 @@
     }
     li.appendChild(document.createTextNode(' — ' + fmtBytes(m.outSize != null ? m.outSize : m.size)));
     el.resultList.appendChild(li);
+  }
+
+  // A damaged volume restored in salvage mode: offered as <name>.salvaged plus its JSON report,
+  // with the lost ranges shown as a table; the damage stays an error of the run.
+  function onSalvaged(m, f) {
+    const s = m.salvaged;
+    m.lost = s.lost;
+    markQubeFailed(m.qube);
+    const lostBytes = s.lost.reduce((a, r) => a + (r[1] - r[0]), 0);
+    if (f) {
+      f.final = true;
+      f.li.querySelector('.name').textContent = m.download;
+      const st = f.li.querySelector('.state');
+      st.className = 'state warn';
+      st.textContent = 'salvaged';
+      f.li.querySelector('.figures').textContent = 'Salvaged: ' + fmtBytes(m.size) + ' image, ' + s.lost.length + ' lost range' +
+        (s.lost.length === 1 ? '' : 's') + ' (' + fmtBytes(lostBytes) + ', left as zeros). ' + sentence(s.damage.message);
+      const table = document.createElement('table');
+      table.className = 'lost';
+      table.setAttribute('data-testid', 'lost-ranges');
+      table.innerHTML = '<caption>Byte ranges of the image that could not be restored</caption><thead><tr><th scope="col">Start</th><th scope="col">End (exclusive)</th><th scope="col" class="num-col">Length</th></tr></thead><tbody></tbody>';
+      for (const [a, b] of s.lost.slice(0, 200)) {
+        const tr = document.createElement('tr');
+        tr.setAttribute('data-testid', 'lost-range');
+        tr.dataset.start = String(a);
+        tr.dataset.end = String(b);
+        for (const t of [String(a), String(b), fmtBytes(b - a)]) { const td = document.createElement('td'); td.textContent = t; tr.appendChild(td); }
+        table.tBodies[0].appendChild(tr);
+      }
+      f.li.appendChild(table);
+    }
+    if (m.browse) keep(m);
+    el.results.hidden = false;
+    for (const [blob, name] of [[m.blob, m.download], [s.json, s.jsonName]]) {
+      const li = document.createElement('li');
+      const url = download(blob, name);
+      const a = document.createElement('a');
+      a.href = url; a.download = name; a.textContent = name;
+      li.appendChild(a);
+      li.appendChild(document.createTextNode(' — ' + fmtBytes(blob.size) + (name === m.download ? ' (salvaged: not a clean restore)' : ' (the lost ranges)')));
+      el.resultList.appendChild(li);
+    }
   }
 
   // The status line while working: how far the whole run is.
@@ -497,13 +566,19 @@
       return;
     }
     setBusy(false);
+    if (pendingBrowse) {
+      const q = pendingBrowse;
+      pendingBrowse = null;
+      if (kept.has(q)) openBrowser(q);
+    }
     stats.lastRun = m.stats || null;
     const errs = m.errors || [];
     const n = [...files.values()].filter((f) => !f.placeholder && f.li.querySelector('.state').classList.contains('ok')).length;
     const what = m.verifyOnly ? 'verified' : 'restored';
     if (!errs.length) {
       setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + (m.verifyOnly ? ', all intact.' :
-        runOutput === 'dir' ? ' into the folder you chose.' : '. If the browser asked whether this page may download several files, allow it.'));
+        runOutput === 'dir' ? ' into the folder you chose.' : runOutput === 'keep' ? ' for browsing (kept in this page; nothing was downloaded).' :
+        '. If the browser asked whether this page may download several files, allow it.'));
     } else {
       const first = errs[0];
       const failedQubes = [...new Set(errs.map((e) => e.qube))];
@@ -511,6 +586,329 @@
         ' failed (' + failedQubes.join(', ') + '). ' + (first.qube ? first.qube + ': ' : '') + sentence(first.message), first.class);
     }
   }
+
+  // ------------------------------------------------------------ step 5: browse a restored qube
+  // The browse worker reads the restored files (Blobs, OPFS Files, or files saved to a folder)
+  // and streams single files and folders out; this side only shows and routes.
+
+  let browseWorker = null;
+  let browseReady = null;     // resolves when the worker is up
+  let rid = 0;
+  const pending = new Map();  // rid → {resolve, reject, progress}
+  const kept = new Map();     // qube → Map(volume name → {blob, kind, lost})
+  let pendingBrowse = null;   // qube to open once its restore finishes
+  let current = null;         // {qube, volume, info, path (bytes), lost}
+  let activeDownload = null;  // rid of the download in flight
+
+  function startBrowseWorker() {
+    browseWorker = new Worker(workerUrl('src-browse'), { name: 'browse' });
+    browseReady = new Promise((resolve) => {
+      browseWorker.onmessage = (ev) => {
+        const m = ev.data;
+        if (m.t === 'ready') return resolve();
+        if (m.t === 'init-failed') return fatal(m.err);
+        const p = pending.get(m.rid);
+        if (!p) return;
+        if (m.t === 'progress') { if (p.progress) p.progress(m); return; }
+        pending.delete(m.rid);
+        if (m.t === 'failed') p.reject(m.err); else p.resolve(m);
+      };
+    });
+    browseWorker.onerror = (ev) => fatal({ class: 'io', message: 'the file browser stopped (' + (ev.message || 'no details') + ')' });
+    browseWorker.postMessage({ t: 'init', module });
+  }
+
+  // A request to the browse worker; the promise carries its id (to cancel it).
+  function ask(msg, progress) {
+    const id = ++rid;
+    const p = browseReady.then(() => new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject, progress });
+      browseWorker.postMessage(Object.assign({ rid: id }, msg));
+    }));
+    p.rid = id;
+    return p;
+  }
+
+  function keep(m) {
+    if (!kept.has(m.qube)) kept.set(m.qube, new Map());
+    const name = m.kind === 'home' ? 'home' : m.name;
+    kept.get(m.qube).set(name, { blob: m.browse, kind: m.kind, lost: m.lost || null });
+  }
+
+  function browseStatus(state, text) {
+    el.browseStatus.dataset.state = state;
+    el.browseStatus.textContent = text;
+  }
+
+  // Browse: the qube's kept files, or restore it first (kept in the page, nothing downloaded).
+  function browseQube(qube) {
+    if (busy || !ready) return;
+    if (kept.has(qube)) return openBrowser(qube);
+    pendingBrowse = qube;
+    startRun('restore', qube);
+  }
+
+  const enc = new TextEncoder();
+  const pathBytes = (e) => e.path_raw ? new Uint8Array(e.path_raw) : enc.encode(e.path);
+
+  function volumeOrder(a, b) {
+    const rank = (n) => n === 'private.img' ? 0 : n === 'root.img' ? 1 : n === 'home' ? 2 : 3;
+    return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
+  }
+
+  function openBrowser(qube) {
+    const vols = [...kept.get(qube).keys()].sort(volumeOrder);
+    current = { qube, volume: null, info: null, path: null, lost: null };
+    el.browseQubeName.textContent = qube;
+    el.volume.textContent = '';
+    for (const v of vols) {
+      const o = document.createElement('option');
+      o.value = v;
+      o.textContent = v === 'home' ? 'home folder' : v;
+      el.volume.appendChild(o);
+    }
+    el.stepBrowse.hidden = false;
+    el.stepBrowse.scrollIntoView({ block: 'nearest' });
+    openVolume(vols[0], null);
+  }
+
+  async function openVolume(vol, partition) {
+    const v = kept.get(current.qube).get(vol);
+    el.volume.value = vol;
+    current.volume = vol;
+    current.lost = v.lost;
+    el.fsRows.textContent = '';
+    el.crumbs.textContent = '';
+    hidePreview();
+    browseStatus('working', 'Opening ' + vol + '…');
+    try {
+      const r = await ask({ t: 'open', blob: v.blob, kind: v.kind === 'home' ? 'home' : 'image', partition, lost: v.lost });
+      current.info = r.info;
+      showPartitions(r.info);
+      await navigate(enc.encode(r.info.root));
+    } catch (e) {
+      browseStatus('error', sentence(e.message) + (e.class === 'unsupported' ? ' You can still download the whole image from the list above.' : ''));
+      el.browseStatus.dataset.error = e.class || 'io';
+    }
+  }
+
+  function showPartitions(info) {
+    el.partition.textContent = '';
+    el.partitionLabel.hidden = !info.partitions.length;
+    for (const p of info.partitions) {
+      const o = document.createElement('option');
+      o.value = String(p.number);
+      o.textContent = p.number + ': ' + (p.name || p.kind) + ' (' + fmtBytes(p.size) + (p.ext4 ? ', ext4' : '') + ')';
+      el.partition.appendChild(o);
+    }
+    if (info.partition) el.partition.value = String(info.partition.number);
+  }
+
+  el.volume.addEventListener('change', () => openVolume(el.volume.value, null));
+  el.partition.addEventListener('change', () => openVolume(current.volume, parseInt(el.partition.value, 10)));
+  el.browseClose.addEventListener('click', () => { el.stepBrowse.hidden = true; hidePreview(); });
+
+  async function navigate(path) {
+    browseStatus('working', 'Reading the folder…');
+    hidePreview();
+    let r;
+    try {
+      r = await ask({ t: 'list', path });
+    } catch (e) {
+      browseStatus('error', sentence(e.message));
+      return;
+    }
+    const l = r.listing;
+    current.path = l.path_raw ? new Uint8Array(l.path_raw) : enc.encode(l.path);
+    current.pathText = l.path;
+    crumbs(l.path);
+    el.fsRows.textContent = '';
+    for (const e of l.entries) el.fsRows.appendChild(fsRow(e));
+    const n = l.entries.length;
+    let text = l.path + ': ' + n + ' entr' + (n === 1 ? 'y' : 'ies') + '.';
+    if (l.errors.length) text += ' Part of this folder could not be read: ' + sentence(l.errors[0].message);
+    if (current.lost && current.lost.length) text += ' This image was salvaged: files read from its lost ranges are marked ⚠ when you open or download them (those bytes are zeros).';
+    browseStatus(l.errors.length ? 'error' : 'done', text);
+  }
+
+  // Breadcrumbs: one button per folder above; the bytes of each prefix are cut from the raw path.
+  function crumbs(text) {
+    el.crumbs.textContent = '';
+    const raw = current.path;
+    const cuts = [0];
+    for (let i = 1; i < raw.length; i++) if (raw[i] === 0x2f) cuts.push(i);
+    if (raw.length > 1) cuts.push(raw.length);
+    const names = text === '/' ? [] : text.split('/').slice(1);
+    const add = (label, end, last) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'link';
+      b.textContent = label;
+      if (last) b.setAttribute('aria-current', 'location');
+      b.addEventListener('click', () => navigate(end === 0 ? enc.encode('/') : raw.slice(0, end)));
+      el.crumbs.appendChild(b);
+    };
+    add(current.volume === 'home' ? 'dom0' : current.volume, 0, names.length === 0);
+    names.forEach((n, i) => {
+      el.crumbs.appendChild(document.createTextNode(' / '));
+      add(n, cuts[i + 1], i === names.length - 1);
+    });
+  }
+
+  function fmtDate(secs) {
+    if (!secs) return '';
+    try { return new Date(secs * 1000).toISOString().replace('T', ' ').replace(/\.000Z$/, ' UTC'); } catch (e) { return ''; }
+  }
+
+  const TYPE_TEXT = { file: 'file', dir: 'folder', symlink: 'link', other: 'special' };
+
+  function fsRow(e) {
+    const tr = document.createElement('tr');
+    tr.setAttribute('data-testid', 'fs-entry');
+    tr.dataset.path = e.path;
+    tr.dataset.type = e.type;
+    const td = (text, cls) => { const c = document.createElement('td'); c.textContent = text == null ? '' : text; if (cls) c.className = cls; tr.appendChild(c); return c; };
+    const name = td('');
+    const nb = document.createElement('button');
+    nb.type = 'button';
+    nb.className = 'link fs-name';
+    nb.textContent = (e.type === 'dir' ? '📁 ' : e.type === 'symlink' ? '↪ ' : '') + e.name;
+    name.appendChild(nb);
+    if (e.type === 'symlink') name.appendChild(document.createTextNode(' → ' + (e.target || '?')));
+    if (e.error) {
+      const p = document.createElement('span');
+      p.className = 'err-text';
+      p.textContent = ' ' + sentence(e.error.message);
+      name.appendChild(p);
+      tr.classList.add('failed');
+    }
+    td(TYPE_TEXT[e.type] || e.type);
+    td(e.type === 'dir' ? '' : fmtBytes(e.size), 'num-col');
+    td(fmtDate(e.mtime));
+    const act = td('', 'actions');
+    const button = (label, testid, fn) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = label;
+      b.setAttribute('data-testid', testid);
+      b.addEventListener('click', (ev) => { ev.stopPropagation(); fn(); });
+      act.appendChild(b);
+      return b;
+    };
+    const open = () => {
+      if (e.type === 'dir') return navigate(pathBytes(e));
+      if (e.type === 'symlink') return navigate(pathBytes(e)).catch(() => {}); // a link to a folder opens it
+      if (e.type === 'file') return previewFile(e);
+    };
+    nb.addEventListener('click', (ev) => { ev.stopPropagation(); open(); });
+    tr.addEventListener('click', open);
+    if (e.error) return tr;
+    if (e.type === 'file' || e.type === 'symlink') {
+      button('Download', 'fs-download', () => saveFile(e, tr));
+      if (e.type === 'file') button('Preview', 'fs-preview', () => previewFile(e));
+    } else if (e.type === 'dir') {
+      button('Download .zip', 'fs-download-zip', () => saveZip(pathBytes(e), e.download, tr));
+    }
+    return tr;
+  }
+
+  el.zipHere.addEventListener('click', () => {
+    if (!current || !current.path) return;
+    const last = current.pathText === '/' ? (current.volume === 'home' ? 'home' : current.qube + '-' + current.volume) : current.pathText.split('/').pop();
+    saveZip(current.path, last, null);
+  });
+  el.browseCancel.addEventListener('click', () => {
+    if (activeDownload) browseWorker.postMessage({ t: 'cancel', rid: activeDownload });
+  });
+
+  function markLost(tr, name) {
+    if (tr) { tr.dataset.lost = 'true'; tr.querySelector('.fs-name').textContent = '⚠ ' + tr.querySelector('.fs-name').textContent; }
+    warn(name + ' includes bytes from a part of the image the salvage could not recover; those bytes are zeros.');
+  }
+
+  async function saveFile(e, tr) {
+    await download1(e.download, { t: 'file', path: pathBytes(e), name: e.download }, tr);
+  }
+
+  async function saveZip(path, base, tr) {
+    await download1(base + '.zip', { t: 'zip', path, name: base + '.zip' }, tr);
+  }
+
+  async function download1(name, msg, tr) {
+    if (activeDownload) { browseStatus('working', 'One download at a time: wait for the current one, or stop it.'); return; }
+    browseStatus('working', 'Preparing ' + name + '…');
+    el.browseCancel.disabled = false;
+    const t0 = performance.now();
+    const progress = (m) => {
+      const secs = (performance.now() - t0) / 1000;
+      browseStatus('working', 'Preparing ' + name + ': ' + fmtBytes(m.done) + (m.total ? ' of ' + fmtBytes(m.total) : '') +
+        (secs > 0 ? ' · ' + (m.done / secs / 1e6).toFixed(1) + ' MB/s' : '') + '…');
+    };
+    const p = ask(msg, progress);
+    activeDownload = p.rid;
+    try {
+      const r = await p;
+      if (r.t === 'cancelled') { browseStatus('idle', 'Stopped; ' + name + ' was not saved.'); return; }
+      download(r.blob, r.name);
+      let text = 'Saved ' + r.name + ' (' + fmtBytes(r.blob.size) + ').';
+      if (r.summary) {
+        const s = r.summary;
+        text = 'Saved ' + r.name + ': ' + s.files + ' file' + (s.files === 1 ? '' : 's') + ', ' + fmtBytes(s.bytes) + '.';
+        if (s.skipped.length) text += ' Left out ' + s.skipped.length + ' symbolic link' + (s.skipped.length === 1 ? '' : 's') + ' or special file' + (s.skipped.length === 1 ? '' : 's') + '.';
+        if (s.errors.length) text += ' ' + s.errors.length + ' could not be read (first: ' + s.errors[0].path + ': ' + sentence(s.errors[0].message) + ')';
+      }
+      if (r.lost) markLost(tr, r.name);
+      browseStatus(r.summary && r.summary.errors.length ? 'error' : 'done', text);
+    } catch (e) {
+      browseStatus('error', 'Could not save ' + name + ': ' + sentence(e.message));
+    } finally {
+      activeDownload = null;
+      el.browseCancel.disabled = true;
+    }
+  }
+
+  const IMAGE_TYPES = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp', bmp: 'image/bmp', ico: 'image/x-icon', svg: 'image/svg+xml' };
+  let previewUrl = null;
+
+  function hidePreview() {
+    el.preview.hidden = true;
+    el.previewImg.hidden = true;
+    el.previewText.hidden = true;
+    if (previewUrl) { URL.revokeObjectURL(previewUrl); previewUrl = null; }
+  }
+
+  async function previewFile(e) {
+    const ext = (e.name.split('.').pop() || '').toLowerCase();
+    const image = IMAGE_TYPES[ext];
+    const max = image ? 32 * 1024 * 1024 : 256 * 1024;
+    if (image && e.size > max) { browseStatus('done', e.name + ' is too big to preview here; download it instead.'); return; }
+    browseStatus('working', 'Reading ' + e.name + '…');
+    let r;
+    try {
+      r = await ask({ t: 'preview', path: pathBytes(e), max });
+    } catch (err) {
+      browseStatus('error', 'Could not read ' + e.name + ': ' + sentence(err.message));
+      return;
+    }
+    hidePreview();
+    el.preview.hidden = false;
+    el.previewTitle.textContent = e.name;
+    el.previewNote.textContent = fmtBytes(r.size) + (r.bytes.length < r.size ? ' (showing the first ' + fmtBytes(r.bytes.length) + ')' : '') +
+      (r.lost ? ' · ⚠ includes bytes the salvage lost (shown as zeros)' : '');
+    if (image) {
+      previewUrl = URL.createObjectURL(new Blob([r.bytes], { type: image }));
+      el.previewImg.src = previewUrl;
+      el.previewImg.alt = e.name;
+      el.previewImg.hidden = false;
+    } else {
+      const binary = r.bytes.subarray(0, 8192).some((b) => b === 0);
+      el.previewText.textContent = binary ? 'This looks like a binary file; download it to open it.' : new TextDecoder('utf-8', { fatal: false }).decode(r.bytes);
+      el.previewText.hidden = false;
+    }
+    browseStatus('done', 'Showing ' + e.name + '.');
+    el.preview.scrollIntoView({ block: 'nearest' });
+  }
+
 
   boot();
 })();

@@ -1,10 +1,11 @@
 //! Chunk sequencing: outer members (one per input line, `name size`) grouped into files the way
 //! `Backup::files` does. What is accepted is a contiguous `.000, .001, …` sequence per file,
-//! each chunk once, non-final chunks of one size, under the asked path only.
+//! each chunk once, non-final chunks of one size, under the asked path only. The salvage listing
+//! (`sequences_with_gaps`) differs only in recording chunks missing between present ones.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use qubes_rescue::outer::Member;
-use qubes_rescue::restore::{sequences, FileKind};
+use qubes_rescue::restore::{sequences, sequences_with_gaps, FileKind};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -17,7 +18,21 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     for (path, whole) in [("vm5", None), ("dom0-home/user", Some(FileKind::Home)), ("qubes.xml", Some(FileKind::Small))] {
+        let gappy = sequences_with_gaps(&members, path, whole);
+        for f in gappy.iter().flatten() {
+            let n = f.chunks.len() + f.missing.len();
+            let mut present = f.chunks.iter();
+            for i in 0..n {
+                if f.missing.contains(&i) {
+                    assert!(i + 1 < n, "a missing chunk is never the last");
+                } else {
+                    assert_eq!(present.next().unwrap().name, format!("{}.{i:03}.enc", f.path), "present chunks in order");
+                }
+            }
+            assert!(f.missing.windows(2).all(|w| w[0] < w[1]));
+        }
         let Ok(files) = sequences(&members, path, whole) else { continue };
+        assert_eq!(gappy.as_ref().ok(), Some(&files), "without a gap both listings agree");
         let mut seen = std::collections::HashSet::new();
         for f in &files {
             assert!(!f.chunks.is_empty());

@@ -4,7 +4,8 @@
 #      pinned) when missing; checks for Debian's chromium and firefox-esr (see below);
 #   2. builds the page with ../../build.sh if dist/qubes-rescue.html is missing (and the fixtures
 #      with ../make-fixtures.sh if their manifest is missing);
-#   3. runs, in one `node --test` run: the Chromium tests (playwright-core), the Firefox ESR test
+#   3. runs, in one `node --test` run: the Chromium tests (playwright-core), the file browser
+#      tests (Chromium, compared with the CLI's `get`), the Firefox ESR test
 #      (geckodriver, W3C WebDriver), and — unless QR_E2E_DETERMINISM=0 — the two-builds
 #      determinism test; prints node's test summary and exits non-zero on any failure.
 #
@@ -12,7 +13,7 @@
 #   When chromium/firefox-esr are missing and this runs as root with apt-get, it installs them.
 # Env: CHROMIUM_BIN, FIREFOX_BIN, GECKODRIVER, QR_PAGE, QR_FIXTURES, QR_E2E_TMP (big downloads:
 #   the > 8 GiB sparse fixture needs ~20 GB free there, default $TMPDIR or /tmp),
-#   QR_E2E_ONLY="chromium firefox determinism" (subset), QR_E2E_DETERMINISM=0 (skip that test).
+#   QR_E2E_ONLY="chromium browse firefox determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
 set -euo pipefail
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E/../.." && pwd)
@@ -72,9 +73,17 @@ fi
 say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $want, $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n1), $("${FIREFOX_BIN:-/usr/bin/firefox-esr}" --version 2>/dev/null | head -n1), $("$GD" --version 2>/dev/null | head -n1)"
 
 # -- run ----------------------------------------------------------------------------------------
-only=" ${QR_E2E_ONLY:-chromium firefox determinism} "
+only=" ${QR_E2E_ONLY:-chromium browse firefox determinism} "
 files=()
 [[ $only == *" chromium "* ]] && files+=(chromium.test.mjs)
+if [[ $only == *" browse "* ]]; then
+  # The file browser's downloads are compared with what the native CLI's `get` writes.
+  if [ -z "${QR_CLI:-}" ]; then
+    (cd "$ROOT" && cargo build --quiet --bin qubes-rescue >&2)
+    export QR_CLI=$ROOT/target/debug/qubes-rescue
+  fi
+  files+=(browse.test.mjs)
+fi
 [[ $only == *" firefox "* ]] && files+=(firefox.test.mjs)
 [[ $only == *" determinism "* && ${QR_E2E_DETERMINISM:-1} != 0 ]] && files+=(determinism.test.mjs)
 mkdir -p "$E2E/out"

@@ -255,7 +255,10 @@ impl Ctx<'_> {
 
     /// Restores every file of one qube; returns the first failure after trying them all.
     fn qube(&self, name: &str) -> Result<(), Error> {
-        let files = self.backup.files(name).inspect_err(report)?;
+        // Salvage lists chunk sequences with gaps too: a missing middle chunk is lost like a
+        // damaged one (and still reported), instead of refusing the whole volume.
+        let files = if self.args.salvage { self.backup.salvage_files(name) } else { self.backup.files(name) };
+        let files = files.inspect_err(report)?;
         let dir = match &self.args.out {
             Some(out) => {
                 let dir = out.join(safe_component(name).inspect_err(report)?);

@@ -2,6 +2,8 @@
 # Runs every cargo-fuzz target for SECONDS each (default 30), starting from the committed seed
 # corpus (fuzz/corpus/<target>, read only: new inputs go to a scratch folder). Fails on the
 # first crash, leak, timeout or out-of-memory, leaving the input in fuzz/artifacts/<target>/.
+# The random seed is fixed (FUZZ_SEED, default 1) so a CI run can be reproduced exactly;
+# longer local campaigns should vary it.
 # Prints executions and coverage per target. Stable toolchain: RUSTC_BOOTSTRAP=1 lets
 # cargo-fuzz use the nightly-only sanitizer flags. FUZZ_SANITIZER=none skips AddressSanitizer.
 #   fuzz/run.sh [SECONDS] [TARGET...]
@@ -25,7 +27,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t" "corpus/$t"
   echo "== fuzz $t for $secs s" >&2
   if ! cargo fuzz run --sanitizer "$sanitizer" "$t" "$scratch/$t" "corpus/$t" -- \
-      -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -malloc_limit_mb=2560 \
+      -max_total_time="$secs" -seed="${FUZZ_SEED:-1}" -timeout=20 -rss_limit_mb=2560 -malloc_limit_mb=2560 \
       -print_final_stats=1 > "$scratch/$t.log" 2>&1; then
     tail -n 60 "$scratch/$t.log" >&2
     echo "fuzz/run.sh: $t crashed; the input is in fuzz/artifacts/$t/" >&2

@@ -383,6 +383,27 @@ pub fn normalize(path: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A salvaged image's reader: every read that touches one of the `lost` byte ranges (which
+/// hold zeros, not data) raises `hit`, so a browser can tell which files read lost bytes.
+pub struct LostWatch<R> {
+    pub inner: R,
+    pub lost: Vec<(u64, u64)>,
+    pub hit: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: ReadAt> ReadAt for LostWatch<R> {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset.saturating_add(buf.len() as u64);
+        if self.lost.iter().any(|&(s, e)| s < end && offset < e) {
+            self.hit.set(true);
+        }
+        self.inner.read_at(offset, buf)
+    }
+}
+
 /// One item of a walk: the entry, and its path relative to the walk's start, as components.
 pub struct Walked<'a> {
     pub rel: &'a [Vec<u8>],
@@ -535,6 +556,29 @@ impl Fs {
             out(at, &buf[..n])?;
             at += n as u64;
         }
+    }
+
+    /// Salvaged images: which files directly in the folder `path` read bytes from a lost range
+    /// (`hit` is the flag of the image's [`LostWatch`]). Nothing records which blocks a file
+    /// owns short of reading it (ext4-view keeps extents private), so each file is read whole,
+    /// up to `budget` bytes in all: returns (files that touch lost bytes or cannot be read,
+    /// files left unchecked).
+    pub fn lost_files(&self, path: &[u8], hit: &std::cell::Cell<bool>, budget: u64) -> Result<(Vec<Entry>, Vec<Entry>)> {
+        let (mut lost, mut unchecked) = (Vec::new(), Vec::new());
+        let mut left = budget;
+        for e in self.list(path)?.entries.into_iter().filter(|e| e.kind == Kind::File && e.error.is_none()) {
+            if e.size > left {
+                unchecked.push(e);
+                continue;
+            }
+            left -= e.size;
+            hit.set(false);
+            let read = self.read_file(&e.path, &mut |_, _| Ok(()));
+            if read.is_err() || hit.get() {
+                lost.push(e);
+            }
+        }
+        Ok((lost, unchecked))
     }
 
     /// Walks the folder at `path` depth first (a folder before its entries), never following

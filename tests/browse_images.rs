@@ -690,3 +690,36 @@ fn real_tool_fixture_dom0_home_browses_and_gets_as_the_manifest_says() {
     assert_eq!(error_class(&o).as_deref(), Some("unsupported"), "{}", stderr(&o));
     assert!(!dir.join("x").exists());
 }
+
+/// Salvage: the files whose blocks lie in a lost range (zeros in a `.salvaged` image) are the
+/// ones flagged. Where each file's blocks are comes from the real `debugfs`, not from us.
+#[test]
+fn files_reading_lost_ranges_of_a_salvaged_image_are_flagged() {
+    use qubes_rescue::fs::{Fs, LostWatch};
+    let dir = scratch("lost-files");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, len, seed) in [("a.bin", 200_000, 1), ("b.bin", 300_000, 2), ("c.txt", 5, 3)] {
+        std::fs::write(src.join(name), noise(len, seed)).unwrap();
+    }
+    let img = dir.join("private.img");
+    mkfs(&src, &img, "16M", &["-b", "4096"]);
+    // debugfs's "blocks" prints the file's physical block numbers.
+    let out = run(Command::new("debugfs").args(["-R", "blocks /b.bin"]).arg(&img));
+    let blocks: Vec<u64> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|b| b.parse().unwrap()).collect();
+    assert!(blocks.len() >= 70, "b.bin spans {} blocks", blocks.len());
+    // Lose 3 blocks in the middle of b.bin, as a salvage would (zeros there).
+    let lost = vec![(blocks[10] * 4096, (blocks[10] + 3) * 4096)];
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[lost[0].0 as usize..lost[0].1 as usize].fill(0);
+    let hit = std::rc::Rc::new(std::cell::Cell::new(false));
+    let fs = Fs::open(LostWatch { inner: bytes, lost, hit: hit.clone() }, None).unwrap();
+    let names = |v: Vec<qubes_rescue::fs::Entry>| v.iter().map(|e| String::from_utf8_lossy(&e.name).into_owned()).collect::<Vec<_>>();
+    let (flagged, unchecked) = fs.lost_files(b"/", &hit, u64::MAX).unwrap();
+    assert_eq!(names(flagged), ["b.bin"]);
+    assert!(unchecked.is_empty());
+    // Over the budget, files are left unchecked rather than read.
+    let (flagged, unchecked) = fs.lost_files(b"/", &hit, 250_000).unwrap();
+    assert_eq!((names(flagged), names(unchecked)), (vec![], vec!["b.bin".to_string()]));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -4,9 +4,9 @@
 // the coordinator uses, piece by piece, so no file is ever held whole.
 //
 // Messages (page → browse): init {module} · open {rid, blob, kind: image|home, partition, lost}
-//   · list {rid, path} · preview {rid, path, max} · file {rid, path, name} · zip {rid, path, name}
+//   · list {rid, path} · lost {rid, path, budget} · preview {rid, path, max} · file {rid, path, name} · zip {rid, path, name}
 //   · cancel {rid}
-// (browse → page): ready · opened {rid, info} · listing {rid, listing} · preview {rid, bytes, size}
+// (browse → page): ready · opened {rid, info} · listing {rid, listing} · lost-files {rid, lost, unchecked} · preview {rid, bytes, size}
 //   · progress {rid, done, total} · saved {rid, blob, name, lost, summary?} · failed {rid, err}
 //   · cancelled {rid}
 // Paths are Uint8Arrays of the raw bytes.
@@ -66,6 +66,8 @@ async function handle(m) {
     }
     case 'list':
       return post({ t: 'listing', rid: m.rid, listing: JSON.parse(need().list_json(m.path)) });
+    case 'lost':
+      return post(Object.assign({ t: 'lost-files', rid: m.rid }, JSON.parse(need().lost_json(m.path, m.budget))));
     case 'preview': {
       const f = need().open_file(m.path);
       try {

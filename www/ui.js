@@ -727,8 +727,30 @@
     const n = l.entries.length;
     let text = l.path + ': ' + n + ' entr' + (n === 1 ? 'y' : 'ies') + '.';
     if (l.errors.length) text += ' Part of this folder could not be read: ' + sentence(l.errors[0].message);
-    if (current.lost && current.lost.length) text += ' This image was salvaged: files read from its lost ranges are marked ⚠ when you open or download them (those bytes are zeros).';
     browseStatus(l.errors.length ? 'error' : 'done', text);
+    if (current.lost && current.lost.length) await markLostFiles(current.path, text);
+  }
+
+  // A salvaged image: the files of this folder that read lost bytes (zeros there) get ⚠.
+  // They are found by reading them, so at most LOST_BUDGET bytes per folder.
+  const LOST_BUDGET = 256 * 1024 * 1024;
+  async function markLostFiles(path, text) {
+    browseStatus('working', text + ' Checking which files lie in the salvage\'s lost ranges…');
+    let r;
+    try {
+      r = await ask({ t: 'lost', path, budget: LOST_BUDGET });
+    } catch (e) {
+      browseStatus('error', text + ' Could not check the lost ranges: ' + sentence(e.message));
+      return;
+    }
+    if (current.path !== path) return; // moved on meanwhile
+    for (const p of r.lost) {
+      const tr = el.fsRows.querySelector('tr[data-testid="fs-entry"][data-path="' + CSS.escape(p) + '"]');
+      if (tr && tr.dataset.lost !== 'true') { tr.dataset.lost = 'true'; tr.querySelector('.fs-name').textContent = '⚠ ' + tr.querySelector('.fs-name').textContent; }
+    }
+    browseStatus('done', text + ' This image was salvaged: ' + (r.lost.length ? r.lost.length + ' file' + (r.lost.length === 1 ? '' : 's') +
+      ' here (marked ⚠) include bytes that were lost and read as zeros.' : 'no file here reads lost bytes.') +
+      (r.unchecked.length ? ' ' + r.unchecked.length + ' big file' + (r.unchecked.length === 1 ? ' was' : 's were') + ' not checked; opening or downloading one tells.' : ''));
   }
 
   // Breadcrumbs: one button per folder above; the bytes of each prefix are cut from the raw path.
@@ -822,7 +844,7 @@
   });
 
   function markLost(tr, name) {
-    if (tr) { tr.dataset.lost = 'true'; tr.querySelector('.fs-name').textContent = '⚠ ' + tr.querySelector('.fs-name').textContent; }
+    if (tr && tr.dataset.lost !== 'true') { tr.dataset.lost = 'true'; tr.querySelector('.fs-name').textContent = '⚠ ' + tr.querySelector('.fs-name').textContent; }
     warn(name + ' includes bytes from a part of the image the salvage could not recover; those bytes are zeros.');
   }
 

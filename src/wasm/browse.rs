@@ -8,7 +8,7 @@
 
 use super::{js_io, to_js};
 use crate::error::{Error, Result};
-use crate::fs::{self, Entry, FileReader, Fs, Kind, TarFile, TarIndex};
+use crate::fs::{self, Entry, FileReader, Fs, Kind, LostWatch, TarFile, TarIndex};
 use crate::read_at::ReadAt;
 use crate::zip::ZipWriter;
 use js_sys::Uint8Array;
@@ -25,21 +25,19 @@ const PAGE: u64 = 256 * 1024;
 const PAGES: usize = 16;
 
 /// A restored volume (or home tar) as a `ReadAt`: `Blob.slice` through `FileReaderSync`, with
-/// a small LRU of pages; reads that touch a lost range (salvage) are noted in `hit`.
+/// a small LRU of pages.
 struct ImageSource {
     blob: Blob,
     len: u64,
     reader: FileReaderSync,
     /// (page number, bytes), most recently used last.
     pages: RefCell<Vec<(u64, Vec<u8>)>>,
-    lost: Vec<(u64, u64)>,
-    hit: Rc<Cell<bool>>,
 }
 
 impl ImageSource {
-    fn new(blob: Blob, lost: Vec<(u64, u64)>, hit: Rc<Cell<bool>>) -> Result<ImageSource> {
+    fn new(blob: Blob) -> Result<ImageSource> {
         let reader = FileReaderSync::new().map_err(|e| js_io("FileReaderSync (this must run in a worker)", e))?;
-        Ok(ImageSource { len: blob.size() as u64, blob, reader, pages: RefCell::new(Vec::new()), lost, hit })
+        Ok(ImageSource { len: blob.size() as u64, blob, reader, pages: RefCell::new(Vec::new()) })
     }
 
     fn page(&self, n: u64) -> Result<Vec<u8>> {
@@ -74,9 +72,6 @@ impl ReadAt for ImageSource {
         let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= self.len).ok_or_else(|| {
             Error::Io(format!("the filesystem reads {} bytes at {offset}, past the end of the image ({} bytes)", buf.len(), self.len))
         })?;
-        if self.lost.iter().any(|&(s, e)| s < end && offset < e) {
-            self.hit.set(true);
-        }
         // Big reads (file data in 1 MiB pieces) go straight to the Blob.
         if buf.len() as u64 >= PAGE {
             let slice = self.blob.slice_with_f64_and_f64(offset as f64, end as f64).map_err(|e| js_io("reading the restored image", e))?;
@@ -240,8 +235,9 @@ impl Browser {
     /// those ranges are flagged.
     pub fn open_image(blob: Blob, partition: Option<u32>, lost_json: &str) -> Result<Browser, JsValue> {
         let hit = Rc::new(Cell::new(false));
-        let src = ImageSource::new(blob, lost_ranges(lost_json).map_err(to_js)?, hit.clone()).map_err(to_js)?;
-        let fs = Fs::open(Shared(Rc::new(src)), partition).map_err(to_js)?;
+        let src = Shared(Rc::new(ImageSource::new(blob).map_err(to_js)?));
+        let lost = lost_ranges(lost_json).map_err(to_js)?;
+        let fs = Fs::open(LostWatch { inner: src, lost, hit: hit.clone() }, partition).map_err(to_js)?;
         let part = |p: &fs::Partition| {
             json!({ "number": p.number, "start": p.start, "size": p.size, "kind": p.kind, "name": p.name, "linux": p.linux, "ext4": p.ext4 })
         };
@@ -257,7 +253,7 @@ impl Browser {
     /// Opens dom0's home from its saved tar (`dom0-home-<user>.tar`), reading only headers.
     pub fn open_home(blob: Blob) -> Result<Browser, JsValue> {
         let hit = Rc::new(Cell::new(false));
-        let src = Rc::new(ImageSource::new(blob, Vec::new(), hit.clone()).map_err(to_js)?);
+        let src = Rc::new(ImageSource::new(blob).map_err(to_js)?);
         let index = TarIndex::index_stream(src.as_ref()).map_err(to_js)?;
         let root = if index.stat(b"/home").is_ok() { "/home" } else { "/" };
         let info = json!({ "kind": "home", "root": root, "partition": null, "partitions": [] });
@@ -289,6 +285,16 @@ impl Browser {
     pub fn stat_json(&self, path: &[u8], follow: bool) -> Result<String, JsValue> {
         let e = if follow { self.tree.stat_follow(path) } else { self.tree.stat(path) };
         Ok(entry_json(&e.map_err(to_js)?).to_string())
+    }
+
+    /// A salvaged image: the files directly in the folder `path` that read lost bytes, checked
+    /// by reading them, up to `budget` bytes in all (see `Fs::lost_files`):
+    /// `{lost: [path], unchecked: [path]}` (paths as in `list_json`).
+    pub fn lost_json(&self, path: &[u8], budget: f64) -> Result<String, JsValue> {
+        let Tree::Ext4(fs) = self.tree.as_ref() else { return Ok(json!({ "lost": [], "unchecked": [] }).to_string()) };
+        let (lost, unchecked) = fs.lost_files(path, &self.hit, budget.max(0.0) as u64).map_err(to_js)?;
+        let paths = |v: Vec<Entry>| v.iter().map(|e| fs::lossy(&e.path)).collect::<Vec<_>>();
+        Ok(json!({ "lost": paths(lost), "unchecked": paths(unchecked) }).to_string())
     }
 
     /// Opens the file at `path` (links followed inside the filesystem) for reading in pieces.

@@ -9,6 +9,10 @@ import { PAGE, PAGE_URL, tempDir, rmrf, sleep, waitFor } from './lib/common.mjs'
 import { inspectDownload } from './lib/inspect.mjs';
 import { startGeckodriver, Session } from './lib/webdriver.mjs';
 import { pick, expectedFiles } from './lib/manifest.mjs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { REPO } from './lib/common.mjs';
 import { assertFilesMatch } from './lib/assertions.mjs';
 
 const FIREFOX_BIN = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
@@ -138,6 +142,37 @@ describe('qubes-rescue page in Firefox ESR', () => {
 
   it('restores a zstd backup (GNU sparse, dom0 home) byte-exact', { timeout: 15 * 60e3 }, async () => {
     await restoreAll(pick('zstd'));
+  });
+
+  it('browses a qube without restoring it first and downloads one nested file byte-exact', { timeout: 10 * 60e3 }, async () => {
+    const b = pick('gzip', 'pax-sparse');
+    const cli = process.env.QR_CLI || join(REPO, 'target', 'debug', 'qubes-rescue');
+    await load();
+    await open(b.path, b.passphrase);
+    await s.click(await s.find('[data-testid="qube-row"][data-qube="work"] [data-testid="browse"]'));
+    const row = (p) => `[data-testid="fs-entry"][data-path="${p}"]`;
+    // A real click at the element's centre; first off the bottom, where the sticky status line is.
+    const click = async (css) => {
+      await s.exec(`document.querySelector(${JSON.stringify(css)}).scrollIntoView({ block: 'center' });`);
+      await s.click(await s.find(css));
+    };
+    for (const p of ['/home', '/home/user', '/home/user/Documents']) {
+      await waitFor(async () => (await s.findAll(row(p))).length > 0, { timeout: 120000, interval: 250, describe: describeAll });
+      await click(`${row(p)} .fs-name`); // geckodriver will not click a <tr> itself
+    }
+    const file = '/home/user/Documents/report.txt';
+    await waitFor(async () => (await s.findAll(row(file))).length > 0, { timeout: 60000, interval: 250, describe: describeAll });
+    await click(`${row(file)} [data-testid="fs-download"]`);
+    await waitFor(() => readdirSync(dl).includes('report.txt') && !readdirSync(dl).some((f) => f.endsWith('.part')),
+      { timeout: 60000, interval: 250, describe: describeAll });
+    await sleep(500);
+    assert.deepEqual(readdirSync(dl), ['report.txt'], 'Browse downloads only what was asked for');
+    const want = join(dl, '..', `ff-cli-report-${process.pid}.txt`);
+    execFileSync(cli, ['get', b.path, 'work', file, '-o', want], { env: { ...process.env, QUBES_RESCUE_PASSPHRASE: b.passphrase }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const sha = (p) => createHash('sha256').update(readFileSync(p)).digest('hex');
+    assert.equal(sha(join(dl, 'report.txt')), sha(want), 'page and qubes-rescue get differ');
+    await rmrf(want);
+    log(`${file}: same bytes as qubes-rescue get`);
   });
 
   it('blocks a deliberate fetch by CSP (securitypolicyviolation, connect-src)', async () => {

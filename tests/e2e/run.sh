@@ -75,15 +75,13 @@ say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $wa
 # -- run ----------------------------------------------------------------------------------------
 only=" ${QR_E2E_ONLY:-chromium browse firefox determinism} "
 files=()
-[[ $only == *" chromium "* ]] && files+=(chromium.test.mjs)
-if [[ $only == *" browse "* ]]; then
-  # The file browser's downloads are compared with what the native CLI's `get` writes.
-  if [ -z "${QR_CLI:-}" ]; then
-    (cd "$ROOT" && cargo build --quiet --bin qubes-rescue >&2)
-    export QR_CLI=$ROOT/target/debug/qubes-rescue
-  fi
-  files+=(browse.test.mjs)
+# The file browser's downloads are compared with what the native CLI's `get` writes.
+if [[ $only == *" browse "* || $only == *" firefox "* ]] && [ -z "${QR_CLI:-}" ]; then
+  (cd "$ROOT" && cargo build --quiet --bin qubes-rescue >&2)
+  export QR_CLI=$ROOT/target/debug/qubes-rescue
 fi
+[[ $only == *" chromium "* ]] && files+=(chromium.test.mjs)
+[[ $only == *" browse "* ]] && files+=(browse.test.mjs)
 [[ $only == *" firefox "* ]] && files+=(firefox.test.mjs)
 [[ $only == *" determinism "* && ${QR_E2E_DETERMINISM:-1} != 0 ]] && files+=(determinism.test.mjs)
 mkdir -p "$E2E/out"

@@ -16,6 +16,25 @@ use crate::sink::{MemorySink, VolumeSink};
 const MAX_HEADER: u64 = 4096;
 /// Qubes fetches `qubes.xml.000.enc` with a 1 MiB budget.
 const MAX_QUBES_XML: u64 = 1 << 20;
+/// The first chunk index after `missing[p]` that is not missing. `missing` is ascending and
+/// unique, so `missing[j] - j` never decreases and is constant along a run: binary search finds
+/// the run's end (a long run costs log n per chunk, not n).
+fn next_present(missing: &[usize], p: usize) -> usize {
+    let key = missing[p] - p;
+    let (mut lo, mut hi) = (p, missing.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if missing[mid] - mid == key {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    missing[lo] + 1
+}
+
+/// Salvage follows a sequence past at most this many missing chunks (10 TiB at Qubes' 100 MiB).
+pub const MAX_MISSING_CHUNKS: usize = 100_000;
 
 /// An opened backup: header verified, qubes listed. Nothing else is read yet.
 pub struct Backup<R: ReadAt> {
@@ -168,6 +187,10 @@ fn group(members: &[Member], path: &str, whole: Option<FileKind>, gaps: bool) ->
             if *got > want {
                 if !gaps {
                     return Err(Error::tampered(&m.name, format!("chunk sequence (chunk .{want:03} is missing before it)")));
+                }
+                // A hostile name (`.99999999999.enc`) must not make us list billions of chunks.
+                if file.missing.len() + (got - want) > MAX_MISSING_CHUNKS {
+                    return Err(Error::tampered(&m.name, format!("chunk sequence (more than {MAX_MISSING_CHUNKS} chunks missing before it)")));
                 }
                 file.missing.extend(want..*got);
             }
@@ -448,6 +471,7 @@ pub struct FileRestore<'a> {
     chunk_names: Vec<String>,
     /// Indices of chunks missing from the backup not yet passed ([`StoredFile::missing`]).
     missing: Vec<usize>,
+    missing_passed: usize,
     /// Plaintext length of a missing chunk: every chunk but the final one has the size of
     /// chunk .000 (a missing chunk is never final: a present one follows it).
     missing_len: Option<u64>,
@@ -526,7 +550,7 @@ impl<'a> FileRestore<'a> {
                 let mut present = file.chunks.iter();
                 (0..file.chunks.len() + file.missing.len())
                     .map(|i| {
-                        if file.missing.contains(&i) {
+                        if file.missing.binary_search(&i).is_ok() {
                             format!("{}.{i:03}.enc", file.path)
                         } else {
                             present.next().map_or_else(|| file.path.clone(), |c| c.name.clone())
@@ -535,6 +559,7 @@ impl<'a> FileRestore<'a> {
                     .collect()
             },
             missing: file.missing.clone(),
+            missing_passed: 0,
             missing_len: match file.chunks.as_slice() {
                 [first, _, ..] => first.size.checked_sub(container::OVERHEAD as u64),
                 _ => None,
@@ -577,12 +602,11 @@ impl<'a> FileRestore<'a> {
     /// the `tampered` damage a strict listing reports; in salvage mode they are lost like an
     /// unusable chunk, so an uncompressed stream is followed past them.
     fn pass_gap(&mut self) -> Result<()> {
-        while self.missing.first() == Some(&self.chunks_pushed) {
-            let i = self.missing.remove(0);
-            let mut next = i + 1;
-            while self.missing.contains(&next) {
-                next += 1;
-            }
+        // `missing` is ascending: passed chunks are counted off its front.
+        while self.missing.get(self.missing_passed) == Some(&self.chunks_pushed) {
+            let i = self.missing[self.missing_passed];
+            let next = next_present(&self.missing, self.missing_passed);
+            self.missing_passed += 1;
             let after = self.chunk_names.get(next).cloned().unwrap_or_else(|| self.path.clone());
             let why = Error::tampered(after, format!("chunk sequence (chunk .{i:03} is missing before it)"));
             self.lose(self.missing_len, why)?;
@@ -897,6 +921,28 @@ mod tests {
         assert!(sequences_with_gaps(&dup, "vm5", None).is_err());
         let odd = [m("vm5/a.img.000.enc", 228), m("vm5/a.img.002.enc", 200), m("vm5/a.img.003.enc", 10)];
         assert!(sequences_with_gaps(&odd, "vm5", None).is_err());
+    }
+
+    #[test]
+    fn runs_of_missing_chunks_end_where_a_present_one_follows() {
+        let missing = [1, 3, 4, 5, 9];
+        let got: Vec<usize> = (0..missing.len()).map(|p| next_present(&missing, p)).collect();
+        assert_eq!(got, [2, 6, 6, 6, 10]);
+        let long: Vec<usize> = (7..7 + MAX_MISSING_CHUNKS).collect();
+        assert_eq!(next_present(&long, 0), 7 + MAX_MISSING_CHUNKS);
+    }
+
+    /// Found by fuzz/chunk_sequence (a CI timeout): one chunk named `.230193.enc` made the gap
+    /// listing enumerate every index before it; a huge index must be refused at once.
+    #[test]
+    fn a_gap_of_absurd_length_is_refused() {
+        let m = |name: &str| Member { name: name.into(), offset: 0, size: 640, cut: false };
+        let members = [m("vm5/a.img.000.enc"), m("vm5/a.img.99999999999.enc")];
+        let e = sequences_with_gaps(&members, "vm5", None).unwrap_err();
+        assert_eq!(e.class(), "tampered");
+        assert!(e.to_string().contains("more than 100000 chunks missing"), "{e}");
+        let ok = [m("vm5/a.img.000.enc"), m("vm5/a.img.5000.enc")];
+        assert_eq!(sequences_with_gaps(&ok, "vm5", None).unwrap()[0].missing.len(), 4999);
     }
 
     #[test]

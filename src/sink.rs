@@ -235,7 +235,11 @@ mod native {
         pub files: u64,
         /// File bytes written (holes not counted).
         pub bytes: u64,
+        entries: u64,
     }
+
+    /// The longest dom0 home path extracted (Linux's PATH_MAX).
+    pub const MAX_HOME_PATH: usize = 4096;
 
     impl HomeTree {
         /// `prefix` is the member name of the home, e.g. `dom0-home/user`; its last component is
@@ -262,6 +266,7 @@ mod native {
                 skipped: Vec::new(),
                 files: 0,
                 bytes: 0,
+                entries: 0,
             }
         }
 
@@ -389,6 +394,15 @@ mod native {
     impl Visitor for HomeTree {
         fn entry(&mut self, e: &Entry) -> Result<()> {
             let name = String::from_utf8_lossy(&e.path).into_owned();
+            // Caps on what a hostile home tar can make us hold or create: Linux refuses longer
+            // paths anyway (PATH_MAX), and a real home stays far below the entry count.
+            if e.path.len() > MAX_HOME_PATH {
+                return Err(Error::unsupported(format!("a dom0 home entry with a path of {} bytes (at most {MAX_HOME_PATH})", e.path.len())));
+            }
+            self.entries += 1;
+            if self.entries > crate::fs::MAX_HOME_ENTRIES as u64 {
+                return Err(Error::unsupported(format!("a dom0 home of more than {} entries", crate::fs::MAX_HOME_ENTRIES)));
+            }
             let comps = self.components(&e.path)?;
             if let Kind::Other(flag) = e.kind {
                 let what = match flag {
@@ -568,6 +582,19 @@ mod tests {
         assert!(home.skipped.is_empty());
         assert!(home.bytes < (1 << 20), "only data was written");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_home_path_over_path_max_is_refused_before_anything_is_created() {
+        let dir = tmpdir("home-long");
+        let out = dir.join("out");
+        let mut home = HomeTree::new(&out, "dom0-home/user");
+        let mut path = b"dom0-home/user/".to_vec();
+        path.extend(std::iter::repeat(b'a').take(native::MAX_HOME_PATH));
+        let e = crate::inner_tar::Entry { path, kind: crate::inner_tar::Kind::File, link: Vec::new(), size: 1, mode: 0o644, mtime: 0, stored: 1, data_start: 0, map: None };
+        let err = crate::inner_tar::Visitor::entry(&mut home, &e).unwrap_err();
+        assert_eq!(err.class(), "unsupported", "{err}");
+        assert!(files_under(&dir).is_empty(), "nothing created");
     }
 
     #[test]

@@ -377,6 +377,12 @@
     }
     for (const u of objectUrls) URL.revokeObjectURL(u);
     objectUrls = [];
+    if (opfs && mode === 'restore' && output !== 'dir') {
+      // The coordinator empties its OPFS folder for the new files: what was kept there for
+      // browsing goes too (Browse restores it again when asked).
+      kept.clear();
+      el.stepBrowse.hidden = true;
+    }
     for (const tr of el.rows.children) tr.classList.remove('failed');
     runOutput = output;
     runMode = mode;

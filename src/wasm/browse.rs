@@ -40,26 +40,31 @@ impl ImageSource {
         Ok(ImageSource { len: blob.size() as u64, blob, reader, pages: RefCell::new(Vec::new()) })
     }
 
-    fn page(&self, n: u64) -> Result<Vec<u8>> {
+    /// Copies `dst.len()` bytes at `from` within page `n` out of the cache (filling it first).
+    fn copy_from_page(&self, n: u64, from: usize, dst: &mut [u8]) -> Result<()> {
         let mut pages = self.pages.borrow_mut();
-        if let Some(i) = pages.iter().position(|(p, _)| *p == n) {
-            let page = pages.remove(i);
-            let data = page.1.clone();
-            pages.push(page);
-            return Ok(data);
-        }
-        let (start, end) = (n * PAGE, ((n + 1) * PAGE).min(self.len));
-        let slice = self.blob.slice_with_f64_and_f64(start as f64, end as f64).map_err(|e| js_io("reading the restored image", e))?;
-        let data = self.reader.read_as_array_buffer(&slice).map_err(|e| js_io("reading the restored image", e))?;
-        let data = Uint8Array::new(&data).to_vec();
-        if data.len() as u64 != end - start {
-            return Err(Error::Io("the restored image changed while it was being read; restore the qube again".into()));
-        }
-        if pages.len() == PAGES {
-            pages.remove(0);
-        }
-        pages.push((n, data.clone()));
-        Ok(data)
+        let i = match pages.iter().position(|(p, _)| *p == n) {
+            Some(i) => i,
+            None => {
+                let (start, end) = (n * PAGE, ((n + 1) * PAGE).min(self.len));
+                let slice = self.blob.slice_with_f64_and_f64(start as f64, end as f64).map_err(|e| js_io("reading the restored image", e))?;
+                let data = self.reader.read_as_array_buffer(&slice).map_err(|e| js_io("reading the restored image", e))?;
+                let data = Uint8Array::new(&data).to_vec();
+                if data.len() as u64 != end - start {
+                    return Err(Error::Io("the restored image changed while it was being read; restore the qube again".into()));
+                }
+                if pages.len() == PAGES {
+                    pages.remove(0);
+                }
+                pages.push((n, data));
+                pages.len() - 1
+            }
+        };
+        // Most recently used last.
+        let page = pages.remove(i);
+        dst.copy_from_slice(&page.1[from..from + dst.len()]);
+        pages.push(page);
+        Ok(())
     }
 }
 
@@ -86,11 +91,10 @@ impl ReadAt for ImageSource {
         let mut at = offset;
         while at < end {
             let n = at / PAGE;
-            let page = self.page(n)?;
             let from = (at - n * PAGE) as usize;
-            let take = ((end - at) as usize).min(page.len() - from);
+            let take = ((end - at) as usize).min(PAGE as usize - from);
             let dst = (at - offset) as usize;
-            buf[dst..dst + take].copy_from_slice(&page[from..from + take]);
+            self.copy_from_page(n, from, &mut buf[dst..dst + take])?;
             at += take as u64;
         }
         Ok(())

@@ -34,7 +34,7 @@ if ! [ -f "$BACKUP" ]; then
   mkdir -p "$SRC/home/user/many" "$SRC/home/user/Documents"
   head -c $((200 << 20)) /dev/urandom > "$SRC$FILE"
   for i in $(seq 0 4999); do echo "entry $i" > "$SRC/home/user/many/entry-$i.txt"; done
-  for i in $(seq 1 20); do yes "line $i of a document" | head -n 2000 > "$SRC/home/user/Documents/doc-$i.txt"; done
+  for i in $(seq 1 20); do printf "line %d of document $i\n" $(seq 2000) > "$SRC/home/user/Documents/doc-$i.txt"; done
   IMG=$WORK/private.img
   truncate -s 2G "$IMG"
   mke2fs -q -F -t ext4 -E root_owner=0:0 -d "$SRC" "$IMG"

@@ -20,6 +20,8 @@ use std::io::{Read, Seek, SeekFrom};
 pub const PIECE: usize = 1 << 20;
 /// A walk goes no deeper than this (real trees stay far below; a corrupt one could loop).
 pub const MAX_DEPTH: usize = 256;
+/// The longest symbolic link target read (Linux's PATH_MAX); a longer one is damage.
+pub const MAX_LINK_TARGET: u64 = 4096;
 /// A walk visits at most this many entries.
 pub const MAX_WALK_ENTRIES: u64 = 50_000_000;
 
@@ -369,6 +371,20 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Components joined into an absolute path (`/` for none).
+trait ConcatPath {
+    fn concat_path(&self) -> Vec<u8>;
+}
+
+impl ConcatPath for [Vec<u8>] {
+    fn concat_path(&self) -> Vec<u8> {
+        if self.is_empty() {
+            return b"/".to_vec();
+        }
+        self.iter().flat_map(|c| std::iter::once(b'/').chain(c.iter().copied())).collect()
+    }
+}
+
 /// `/a/b/` → `/a/b`; `//x` → `/x`; `.` components dropped. `..` is kept (resolved by the
 /// filesystem, which never goes above its root).
 pub fn normalize(path: &[u8]) -> Vec<u8> {
@@ -455,6 +471,60 @@ impl Fs {
         Ok(Fs { ext4, partition, partitions: parts.unwrap_or_default() })
     }
 
+    /// `path` with every symbolic link resolved here rather than by ext4-view, which reads a
+    /// link's target whole, sized by its inode: a damaged link claiming 4 GiB made it allocate
+    /// 4 GiB (found by fuzz/fs_image). Targets longer than [`MAX_LINK_TARGET`] are refused
+    /// unread; at most 40 links are followed; `..` never climbs above the root. The last
+    /// component is followed only with `follow_last`.
+    fn real_path(&self, path: &[u8], follow_last: bool) -> Result<Vec<u8>> {
+        let mut todo: Vec<Vec<u8>> = path.split(|&b| b == b'/').rev().map(|c| c.to_vec()).collect();
+        let mut done: Vec<Vec<u8>> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let here = join(&done.concat_path(), &c);
+            if todo.iter().all(|t| t.is_empty() || t == b".") && !follow_last {
+                done.push(c);
+                continue;
+            }
+            let md = self.ext4.symlink_metadata(ext_path(&here)?).map_err(|e| ext_err(path, e))?;
+            if !md.is_symlink() {
+                done.push(c);
+                continue;
+            }
+            links += 1;
+            if links > 40 {
+                return Err(Error::Io(format!("{}: too many levels of symbolic links (a loop?)", shown(path))));
+            }
+            let target = self.link_target(&here, &md)?;
+            if target.first() == Some(&b'/') {
+                done.clear();
+            }
+            todo.extend(target.split(|&b| b == b'/').rev().map(|t| t.to_vec()));
+        }
+        Ok(done.concat_path())
+    }
+
+    /// A symbolic link's target, refused unread when its inode claims more than a path can be.
+    fn link_target(&self, path: &[u8], md: &Metadata) -> Result<Vec<u8>> {
+        if md.len() > MAX_LINK_TARGET {
+            return Err(Error::Io(format!(
+                "{}: a symbolic link whose target would be {} bytes (at most {MAX_LINK_TARGET}): the filesystem is damaged",
+                shown(path),
+                md.len()
+            )));
+        }
+        let t = self.ext4.read_link(ext_path(path)?).map_err(|e| ext_err(path, e))?;
+        Ok(t.as_ref().to_vec())
+    }
+
     fn entry(&self, path: &[u8], name: &[u8], md: std::result::Result<Metadata, Ext4Error>, kind: Option<Kind>) -> Entry {
         let mut e = Entry {
             name: name.to_vec(),
@@ -472,14 +542,15 @@ impl Fs {
                 e.size = md.len();
                 e.mtime = md.modified().seconds();
                 e.mode = md.mode();
+                if e.kind == Kind::Symlink {
+                    // `path`'s folder has no links in it here (see `real_path`).
+                    match self.link_target(path, &md) {
+                        Ok(t) => e.target = Some(t),
+                        Err(err) => e.error = Some(err),
+                    }
+                }
             }
             Err(err) => e.error = Some(ext_err(path, err)),
-        }
-        if e.kind == Kind::Symlink && e.error.is_none() {
-            match ext_path(path).and_then(|p| self.ext4.read_link(p).map_err(|err| ext_err(path, err))) {
-                Ok(t) => e.target = Some(t.as_ref().to_vec()),
-                Err(err) => e.error = Some(err),
-            }
         }
         e
     }
@@ -487,18 +558,23 @@ impl Fs {
     /// The entry at `path` itself (a symbolic link as itself, with its target).
     pub fn stat(&self, path: &[u8]) -> Result<Entry> {
         let path = normalize(path);
-        let md = self.ext4.symlink_metadata(ext_path(&path)?).map_err(|e| ext_err(&path, e))?;
+        let real = self.real_path(&path, false)?;
+        let md = self.ext4.symlink_metadata(ext_path(&real)?).map_err(|e| ext_err(&path, e))?;
         let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default().to_vec();
-        Ok(self.entry(&path, &name, Ok(md), None))
+        let mut e = self.entry(&real, &name, Ok(md), None);
+        e.path = path;
+        Ok(e)
     }
 
     /// The entry `path` leads to once symbolic links are followed (inside this filesystem
     /// only, at most 40); its name is still the last component of `path`.
     pub fn stat_follow(&self, path: &[u8]) -> Result<Entry> {
         let path = normalize(path);
-        let md = self.ext4.metadata(ext_path(&path)?).map_err(|e| ext_err(&path, e))?;
+        let real = self.real_path(&path, true)?;
+        let md = self.ext4.symlink_metadata(ext_path(&real)?).map_err(|e| ext_err(&path, e))?;
         let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default().to_vec();
-        let mut e = self.entry(&path, &name, Ok(md), None);
+        let mut e = self.entry(&real, &name, Ok(md), None);
+        e.path = path;
         e.target = None;
         Ok(e)
     }
@@ -513,7 +589,8 @@ impl Fs {
     /// ends the listing with what was read so far, and the error in `errors`.
     pub fn list(&self, path: &[u8]) -> Result<Listing> {
         let path = normalize(path);
-        let rd = self.ext4.read_dir(ext_path(&path)?).map_err(|e| ext_err(&path, e))?;
+        let real = self.real_path(&path, true)?;
+        let rd = self.ext4.read_dir(ext_path(&real)?).map_err(|e| ext_err(&path, e))?;
         let mut out = Listing::default();
         for item in rd {
             match item {
@@ -524,8 +601,9 @@ impl Fs {
                         continue;
                     }
                     let kind = de.file_type().ok().map(Kind::of);
-                    let child = join(&path, name);
-                    out.entries.push(self.entry(&child, name, de.metadata(), kind));
+                    let mut e = self.entry(&join(&real, name), name, de.metadata(), kind);
+                    e.path = join(&path, name);
+                    out.entries.push(e);
                 }
                 Err(e) => out.errors.push(ext_err(&path, e)),
             }
@@ -538,7 +616,8 @@ impl Fs {
     /// in pieces.
     pub fn open_file(&self, path: &[u8]) -> Result<FileReader> {
         let path = normalize(path);
-        let file = self.ext4.open(ext_path(&path)?).map_err(|e| ext_err(&path, e))?;
+        let real = self.real_path(&path, true)?;
+        let file = self.ext4.open(ext_path(&real)?).map_err(|e| ext_err(&path, e))?;
         Ok(FileReader { size: file.metadata().len(), file, path })
     }
 

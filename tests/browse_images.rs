@@ -723,3 +723,31 @@ fn files_reading_lost_ranges_of_a_salvaged_image_are_flagged() {
     assert_eq!((names(flagged), names(unchecked)), (vec![], vec!["b.bin".to_string()]));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Found by fuzz/fs_image: ext4-view reads a link's target whole, sized by its inode, so a
+/// damaged slow symlink claiming 4 GiB made it allocate 4 GiB. The link is now an entry with an
+/// error, and paths through it fail, without reading it.
+#[test]
+fn a_symlink_claiming_a_huge_target_is_damage_not_an_allocation() {
+    use qubes_rescue::fs::Fs;
+    let dir = scratch("huge-link");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    std::fs::write(src.join("docs/a.txt"), b"a\n").unwrap();
+    let long = format!("docs/{}", "x".repeat(80)); // over 60 bytes: a slow link, target in a block
+    std::os::unix::fs::symlink(&long, src.join("bad")).unwrap();
+    std::os::unix::fs::symlink("docs", src.join("good")).unwrap();
+    let img = dir.join("private.img");
+    mkfs(&src, &img, "4M", &["-b", "1024"]);
+    run(Command::new("debugfs").args(["-w", "-R", "sif /bad size 4294967300"]).arg(&img));
+    let fs = Fs::open(std::fs::read(&img).unwrap(), None).unwrap();
+    let listing = fs.list(b"/").unwrap();
+    let bad = listing.entries.iter().find(|e| e.name == b"bad").unwrap();
+    let err = bad.error.as_ref().expect("the damaged link carries an error");
+    assert!(err.to_string().contains("symbolic link whose target would be 4294967300 bytes"), "{err}");
+    assert!(listing.entries.iter().any(|e| e.name == b"good" && e.target.as_deref() == Some(&b"docs"[..])));
+    assert!(fs.open_file(b"/bad/x").is_err());
+    assert!(fs.stat_follow(b"/bad").is_err());
+    assert_eq!(fs.list(b"/good").unwrap().entries.len(), 1, "a sound link still leads on");
+    std::fs::remove_dir_all(dir).unwrap();
+}

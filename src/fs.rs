@@ -246,6 +246,13 @@ pub fn partitions(src: &dyn ReadAt) -> Result<Option<Vec<Partition>>> {
     if !mbr {
         return Ok(None);
     }
+    // mbrman 0.6 panics (an unwrap in its alignment guess) when every used partition starts
+    // at sector 0, where the MBR itself lies: no real disk has one, so it is damage.
+    let mut entries = [0u8; 64];
+    src.read_at(446, &mut entries)?;
+    if let Some(i) = entries.chunks(16).position(|e| e[4] != 0 && e[8..12] == [0; 4]) {
+        return Err(Error::Io(format!("the disk's MBR partition table is damaged (partition {} starts on the MBR itself)", i + 1)));
+    }
     let table = mbrman::MBR::read_from(&mut Cursor { src, pos: 0 }, 512)
         .map_err(|e| Error::Io(format!("the disk's MBR partition table is damaged ({e})")))?;
     let parts = table

@@ -783,3 +783,44 @@ fn a_folder_that_contains_itself_ends_the_walk_at_the_depth_cap_in_few_lookups()
     assert!(lookups < 100_000, "{lookups} path lookups for a walk of {seen} entries");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_mbr_root_img_opens_its_linux_partition_and_a_partition_on_the_mbr_is_damage() {
+    let dir = scratch("browse-mbr");
+    let src = dir.join("src");
+    populate(&src, 0);
+    let part = dir.join("part.img");
+    mkfs(&src, &part, "24M", &[]);
+    let disk = dir.join("root.img");
+    run(Command::new("truncate").args(["-s", "32M"]).arg(&disk));
+    // The real sfdisk: a small FAT-typed partition, then Linux (0x83) holding the filesystem.
+    let mut sf = Command::new("sfdisk");
+    sf.arg("--quiet").arg(&disk).stdin(std::process::Stdio::piped());
+    let mut child = sf.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"label: dos\nstart=2048, size=4096, type=c\nstart=8192, type=83\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let fsimg = image_of(&part);
+    let d = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    for (o, data) in &fsimg.runs {
+        d.write_all_at(data, 8192 * 512 + o).unwrap();
+    }
+    drop(d);
+    let b = backup(&dir, &[("root.img", &image_of(&disk))], Compression::Gzip);
+    let tree = dir.join("tree");
+    let o = get(&b, "work/root.img", "/", &tree, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    same_tree(&src, &tree, &[]);
+    let o = ls(&b, "work/root.img", "/", &["--partition", "1"]);
+    assert_eq!(error_class(&o).as_deref(), Some("unsupported"), "partition 1 holds no ext4: {}", stderr(&o));
+    // Damage: partition 2 now claims to start at sector 0, on the MBR itself (mbrman 0.6
+    // panicked on such a table: found by fuzz/fs_image).
+    let d = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    d.write_all_at(&[0u8; 4], 446 + 16 + 8).unwrap();
+    d.write_all_at(&[0u8; 4], 446 + 8).unwrap();
+    drop(d);
+    std::fs::create_dir_all(dir.join("damaged")).unwrap();
+    let b = backup(&dir.join("damaged"), &[("root.img", &image_of(&disk))], Compression::Gzip);
+    let o = ls(&b, "work/root.img", "/", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("MBR partition table is damaged (partition 1 starts on the MBR itself)"), "{}", stderr(&o));
+}

@@ -17,7 +17,7 @@ exec > >(tee "$LOG") 2>&1
 # -- system packages (Debian names) ------------------------------------------------------------
 need=()
 for pair in scrypt:scrypt sgdisk:gdisk zstd:zstd xz:xz-utils bzip2:bzip2 mke2fs:e2fsprogs \
-            python3:python3 node:nodejs npm:npm cc:gcc c++:g++ unzip:unzip 7zz:7zip bsdtar:libarchive-tools; do
+            python3:python3 node:nodejs npm:npm cc:gcc c++:g++ unzip:unzip 7zz:7zip bsdtar:libarchive-tools sfdisk:fdisk; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ "${QR_SKIP_E2E:-0}" != 1 ]; then

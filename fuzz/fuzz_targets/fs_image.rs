@@ -12,7 +12,6 @@ use libfuzzer_sys::fuzz_target;
 use qubes_rescue::error::Error;
 use qubes_rescue::fs::{self, Fs, Kind, TarIndex};
 use qubes_rescue::image::SparseImage;
-use qubes_rescue::read_at::ReadAt;
 use qubes_rescue::sink::VolumeSink;
 
 const MAX_IMAGE: u64 = 64 << 20;

@@ -94,6 +94,15 @@ fn image_of(path: &Path) -> Image {
     Image { size, runs }
 }
 
+/// Writes the filesystem image `fs` into the disk image `disk` at `offset` (its partition),
+/// keeping holes.
+fn put_partition(disk: &Path, offset: u64, fs: &Path) {
+    let d = std::fs::OpenOptions::new().write(true).open(disk).unwrap();
+    for (o, data) in &image_of(fs).runs {
+        d.write_all_at(data, offset + o).unwrap();
+    }
+}
+
 /// A backup holding `work` with these volumes (`private.img`, `root.img`).
 fn backup(dir: &Path, volumes: &[(&str, &Image)], c: Compression) -> PathBuf {
     let extra: Vec<&str> = volumes.iter().filter(|(n, _)| *n != "private.img").map(|(n, _)| n.trim_end_matches(".img")).collect();
@@ -374,12 +383,7 @@ fn gpt_root_img_opens_its_linux_partition_and_others_can_be_chosen() {
     let o = run(Command::new("sgdisk").args(["-i", "3"]).arg(&disk));
     let first: u64 = String::from_utf8_lossy(&o.stdout).split("First sector: ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     // The filesystem goes into partition 3 (40 MiB fits in the ~58 MiB left).
-    let fsimg = image_of(&part);
-    let d = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
-    for (o, data) in &fsimg.runs {
-        d.write_all_at(data, first * 512 + o).unwrap();
-    }
-    drop(d);
+    put_partition(&disk, first * 512, &part);
     let root = image_of(&disk);
     let privimg = {
         let p = dir.join("private.img");
@@ -799,12 +803,7 @@ fn an_mbr_root_img_opens_its_linux_partition_and_a_partition_on_the_mbr_is_damag
     let mut child = sf.spawn().unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"label: dos\nstart=2048, size=4096, type=c\nstart=8192, type=83\n").unwrap();
     assert!(child.wait().unwrap().success());
-    let fsimg = image_of(&part);
-    let d = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
-    for (o, data) in &fsimg.runs {
-        d.write_all_at(data, 8192 * 512 + o).unwrap();
-    }
-    drop(d);
+    put_partition(&disk, 8192 * 512, &part);
     let b = backup(&dir, &[("root.img", &image_of(&disk))], Compression::Gzip);
     let tree = dir.join("tree");
     let o = get(&b, "work/root.img", "/", &tree, &[]);

@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PAGE, PAGE_URL, tempDir, rmrf, sleep, waitFor } from './lib/common.mjs';
+import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor } from './lib/common.mjs';
 import { inspectDownload } from './lib/inspect.mjs';
 import { startGeckodriver, Session } from './lib/webdriver.mjs';
 import { pick, expectedFiles } from './lib/manifest.mjs';
@@ -17,26 +17,6 @@ import { assertFilesMatch } from './lib/assertions.mjs';
 
 const FIREFOX_BIN = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const log = (...a) => console.log('   #', ...a);
-
-// Same recorder as lib/chromium.mjs: every data-state/data-error transition of `status`.
-const STATE_RECORDER = `
-  const log = (window.__e2eStates = window.__e2eStates || []);
-  const el = document.querySelector('[data-testid="status"]');
-  if (el && !window.__e2eObserving) {
-    window.__e2eObserving = true;
-    const push = (state, error) => {
-      const s = { state, error, text: (el.textContent || '').trim().slice(0, 300) };
-      const last = log[log.length - 1];
-      if (!last || last.state !== s.state || last.error !== s.error) log.push(s);
-    };
-    push(el.getAttribute('data-state'), el.getAttribute('data-error'));
-    new MutationObserver((records) => {
-      const states = records.filter((r) => r.attributeName === 'data-state');
-      for (let i = 1; i < states.length; i++) push(states[i].oldValue, null);
-      push(el.getAttribute('data-state'), el.getAttribute('data-error'));
-    }).observe(el, { attributes: true, attributeOldValue: true, attributeFilter: ['data-state', 'data-error'] });
-  }
-  return log.length;`;
 
 describe('qubes-rescue page in Firefox ESR', () => {
   let gd, s, dl, profileNote = '';

@@ -2,7 +2,7 @@
 // the qubes-rescue TEST CONTRACT (issue 3, item 8).
 import { chromium } from 'playwright-core';
 import net from 'node:net';
-import { PAGE_URL, tempDir, rmrf, sleep, waitFor } from './common.mjs';
+import { PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor } from './common.mjs';
 import { inspectDownload } from './inspect.mjs';
 
 export const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
@@ -102,33 +102,9 @@ export class RescuePage {
 
   tid(id) { return this.page.getByTestId(id); }
 
-  /** Records every data-state/data-error transition of `status` with a timestamp (also
-   *  transitions that happen within one task: rebuilt from the mutation records' old values). */
+  /** Records every data-state/data-error transition of `status` (see STATE_RECORDER). */
   async installStateRecorder() {
-    await this.page.evaluate(() => {
-      const log = (window.__e2eStates = []);
-      const attach = () => {
-        const el = document.querySelector('[data-testid="status"]');
-        if (!el) return false;
-        const push = (state, error) => {
-          const s = { t: performance.now(), state, error, text: (el.textContent || '').trim().slice(0, 300) };
-          const last = log[log.length - 1];
-          if (!last || last.state !== s.state || last.error !== s.error) log.push(s);
-        };
-        push(el.getAttribute('data-state'), el.getAttribute('data-error'));
-        new MutationObserver((records) => {
-          const states = records.filter((r) => r.attributeName === 'data-state');
-          // each record's oldValue is the value before it; the values after are the next oldValue ... current
-          for (let i = 1; i < states.length; i++) push(states[i].oldValue, null);
-          push(el.getAttribute('data-state'), el.getAttribute('data-error'));
-        }).observe(el, { attributes: true, attributeOldValue: true, attributeFilter: ['data-state', 'data-error'] });
-        return true;
-      };
-      if (!attach()) {
-        const mo = new MutationObserver(() => { if (attach()) mo.disconnect(); });
-        mo.observe(document.documentElement, { childList: true, subtree: true });
-      }
-    });
+    await this.page.evaluate(`(() => {${STATE_RECORDER}})()`);
   }
 
   async states() { return this.page.evaluate(() => window.__e2eStates || []); }

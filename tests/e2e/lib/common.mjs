@@ -184,3 +184,35 @@ export function ciphertextByteOffset(member, where = 0.5) {
 }
 
 export { existsSync, pathToFileURL };
+
+/** A script body (for Playwright's evaluate and WebDriver's executeScript) that records every
+ *  data-state/data-error transition of `status` in `window.__e2eStates`, with a timestamp: also
+ *  transitions within one task, rebuilt from the mutation records' old values. Installs once
+ *  per page load, waiting for `status` if the page has not made it yet; returns the log length. */
+export const STATE_RECORDER = `
+  const log = (window.__e2eStates = window.__e2eStates || []);
+  const attach = () => {
+    const el = document.querySelector('[data-testid="status"]');
+    if (!el) return false;
+    const push = (state, error) => {
+      const s = { t: performance.now(), state, error, text: (el.textContent || '').trim().slice(0, 300) };
+      const last = log[log.length - 1];
+      if (!last || last.state !== s.state || last.error !== s.error) log.push(s);
+    };
+    push(el.getAttribute('data-state'), el.getAttribute('data-error'));
+    new MutationObserver((records) => {
+      const states = records.filter((r) => r.attributeName === 'data-state');
+      // each record's oldValue is the value before it: the values between are the next oldValues
+      for (let i = 1; i < states.length; i++) push(states[i].oldValue, null);
+      push(el.getAttribute('data-state'), el.getAttribute('data-error'));
+    }).observe(el, { attributes: true, attributeOldValue: true, attributeFilter: ['data-state', 'data-error'] });
+    return true;
+  };
+  if (!window.__e2eObserving) {
+    window.__e2eObserving = true;
+    if (!attach()) {
+      const mo = new MutationObserver(() => { if (attach()) mo.disconnect(); });
+      mo.observe(document.documentElement, { childList: true, subtree: true });
+    }
+  }
+  return log.length;`;

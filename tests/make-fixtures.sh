@@ -93,18 +93,7 @@ import errno, hashlib, io, json, os, re, struct, sys, tarfile, zlib
 BLK = 512
 ZERO = bytes(BLK)
 
-def extents(f, size):
-    fd = f.fileno(); pos = 0
-    while pos < size:
-        try:
-            s = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO:
-                return
-            raise
-        e = os.lseek(fd, s, os.SEEK_HOLE)
-        yield s, e
-        pos = e
+from sparse_extents import extents  # tests/sparse_extents.py
 
 def runs_of(path):
     """maximal runs of non-zero 512-byte blocks (the tarwriter map) with sha256 per run"""
@@ -482,7 +471,7 @@ if __name__ == '__main__':
     else:
         sys.exit('unknown command ' + cmd)
 PY
-helper() { python3 "$HELPER" "$@"; }
+helper() { PYTHONPATH="$HERE" python3 "$HELPER" "$@"; }
 if [[ ${1:-} == --helper ]]; then shift; helper "$@"; exit; fi
 mkdir -p "$MADE"
 
@@ -797,7 +786,7 @@ TOOLS=$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], s
     tar "$(tar --version | head -1)" scrypt "$(scrypt --version)" gzip "$(gzip --version | head -1)" \
     bzip2 "$(bzip2 --help 2>&1 | head -1)" xz "$(xz --version | head -1)" zstd "$(zstd --version)" \
     python3 "$(python3 --version)" mke2fs "$(mke2fs -V 2>&1 | head -1)" sgdisk "$(sgdisk --version | head -1)") \
-ORDER=$ALL python3 "$HELPER" combine "$MADE/manifest.json" "$MADE/manifest.json" "$PARTS"/*.json
+ORDER=$ALL PYTHONPATH="$HERE" python3 "$HELPER" combine "$MADE/manifest.json" "$MADE/manifest.json" "$PARTS"/*.json
 
 mkdir -p "$FIX/qubes-testsuite"
 cp -f "$SHARED"/qubes-testsuite/* "$FIX/qubes-testsuite/"

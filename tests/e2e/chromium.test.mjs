@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile, truncate, open as fsOpen } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { PAGE, PAGE_URL, existsSync, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sleep } from './lib/common.mjs';
+import { PAGE, PAGE_URL, REPO, existsSync, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sleep } from './lib/common.mjs';
 import { launchChromium, RescuePage, startTrapProxy } from './lib/chromium.mjs';
 import { loadManifest, manifestAvailable, pick, hasRootImg, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { assertFilesMatch } from './lib/assertions.mjs';
@@ -205,6 +205,19 @@ describe('qubes-rescue page in Chromium', () => {
     } finally {
       await rp.page.close().catch(() => {});
       await rmrf(dir);
+    }
+  });
+
+  it('reports a format-3 backup (from Qubes\' own test suite) as data-error=unsupported', async () => {
+    const rp = await newPage();
+    try {
+      const f = join(REPO, 'tests', 'fixtures', 'qubes-testsuite', 'v3_test_220_r2_encrypted.bin');
+      const opened = await rp.openBackup(f, 'qubes', { timeout: 60000 });
+      assert.equal(opened.status?.state, 'error', await rp.describe());
+      assert.equal(opened.status?.error, 'unsupported', await rp.describe());
+      assert.match(opened.status?.text ?? '', /format 3/, 'the message names the format');
+    } finally {
+      await rp.page.close().catch(() => {});
     }
   });
 

@@ -296,7 +296,8 @@ impl Ext4Read for Window {
 }
 
 /// Checks the superblock's feature flags before ext4-view sees them, to name what is refused.
-fn check_features(w: &mut Window) -> Result<()> {
+/// Returns the filesystem's inode count (`s_inodes_count`).
+fn check_features(w: &mut Window) -> Result<u64> {
     let mut sb = [0u8; 1024];
     w.read(1024, &mut sb).map_err(|_| Error::unsupported("no ext2/3/4 filesystem here (the image is too small)"))?;
     if u16::from_le_bytes([sb[56], sb[57]]) != EXT_MAGIC {
@@ -335,7 +336,7 @@ fn check_features(w: &mut Window) -> Result<()> {
             refused.join(", ")
         )));
     }
-    Ok(())
+    Ok(le32(0x00))
 }
 
 /// What a path inside the filesystem is called in messages.
@@ -440,6 +441,9 @@ pub struct Fs {
     pub partition: Option<Partition>,
     /// Every partition of the disk (empty for a bare filesystem).
     pub partitions: Vec<Partition>,
+    /// The superblock's inode count: a sound filesystem holds at most this many folders, each
+    /// under one name, so a walk entering more has met the same folder twice.
+    inodes: u64,
     /// Path components ext4-view has been asked to resolve: the work a listing or walk costs,
     /// which tests bound (a path of depth d costs d lookups, each a folder search).
     resolved: std::cell::Cell<u64>,
@@ -489,9 +493,9 @@ impl Fs {
             return Err(Error::Io(format!("the partition at byte {start} ends past the end of the image ({} bytes)", src.len())));
         }
         let mut window = Window { src: Box::new(src), start, len };
-        check_features(&mut window)?;
+        let inodes = check_features(&mut window)?;
         let ext4 = Ext4::load(Box::new(window)).map_err(|e| ext_err(b"/", e))?;
-        Ok(Fs { ext4, partition, partitions: parts.unwrap_or_default(), resolved: Default::default() })
+        Ok(Fs { ext4, partition, partitions: parts.unwrap_or_default(), inodes, resolved: Default::default() })
     }
 
     /// `path` with every symbolic link resolved here rather than by ext4-view, which reads a
@@ -695,7 +699,7 @@ impl Fs {
     pub fn walk(&self, path: &[u8], visit: &mut dyn FnMut(Walked<'_>) -> Result<bool>) -> Result<()> {
         let path = normalize(path);
         let real = self.real_path(&path, true)?;
-        let mut budget = MAX_WALK_ENTRIES;
+        let mut budget = Budget { entries: MAX_WALK_ENTRIES, folders: self.inodes };
         self.walk_in(&path, &real, &mut Vec::new(), &mut budget, visit)
     }
 
@@ -703,7 +707,7 @@ impl Fs {
     /// path is its parent's plus its name. Resolving each folder's path afresh made a walk
     /// down a damaged filesystem's folder loop cost depth³ lookups (fuzz/fs_image: 10 s for a
     /// 768 KiB image).
-    fn walk_in(&self, dir: &[u8], real: &[u8], rel: &mut Vec<Vec<u8>>, budget: &mut u64, visit: &mut dyn FnMut(Walked<'_>) -> Result<bool>) -> Result<()> {
+    fn walk_in(&self, dir: &[u8], real: &[u8], rel: &mut Vec<Vec<u8>>, budget: &mut Budget, visit: &mut dyn FnMut(Walked<'_>) -> Result<bool>) -> Result<()> {
         let listing = match self.list_real(dir, real) {
             Ok(l) => l,
             Err(e) => Listing { entries: Vec::new(), errors: vec![e] },
@@ -723,7 +727,7 @@ impl Fs {
             visit(Walked { rel, entry: &entry })?;
         }
         for entry in listing.entries {
-            *budget = budget.checked_sub(1).ok_or_else(|| Error::Io(format!("{}: more than {MAX_WALK_ENTRIES} entries; stopped", shown(dir))))?;
+            budget.entries = budget.entries.checked_sub(1).ok_or_else(|| Error::Io(format!("{}: more than {MAX_WALK_ENTRIES} entries; stopped", shown(dir))))?;
             rel.push(entry.name.clone());
             let descend = visit(Walked { rel, entry: &entry })?;
             if descend && entry.kind == Kind::Dir && entry.error.is_none() {
@@ -731,12 +735,28 @@ impl Fs {
                     rel.pop();
                     return Err(Error::Io(format!("{}: folders nested over {MAX_DEPTH} deep (a loop in a damaged filesystem?)", shown(&entry.path))));
                 }
+                // ext4-view does not say which inode an entry names, so a folder reached under
+                // two names (damage: ext4 never hard-links folders) is caught by count: a
+                // damaged tree of 18 folders each naming the next twice walked 2^18 paths.
+                budget.folders = budget.folders.checked_sub(1).ok_or_else(|| {
+                    Error::Io(format!(
+                        "{}: the walk has entered more folders than the filesystem's {} inodes: some folder is named more than once (a damaged filesystem); stopped",
+                        shown(&entry.path),
+                        self.inodes
+                    ))
+                })?;
                 self.walk_in(&entry.path, &join(real, &entry.name), rel, budget, visit)?;
             }
             rel.pop();
         }
         Ok(())
     }
+}
+
+/// What a walk may still visit.
+struct Budget {
+    entries: u64,
+    folders: u64,
 }
 
 /// dom0's home (an inner tar tree, `dom0-home/<user>/…`) as a browsable index of entries: no

@@ -823,3 +823,42 @@ fn an_mbr_root_img_opens_its_linux_partition_and_a_partition_on_the_mbr_is_damag
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("MBR partition table is damaged (partition 1 starts on the MBR itself)"), "{}", stderr(&o));
 }
+
+#[test]
+fn folders_named_twice_stop_the_walk_once_it_enters_more_folders_than_inodes() {
+    use qubes_rescue::fs::Fs;
+    let dir = scratch("folder-dag");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let img = dir.join("private.img");
+    mkfs(&src, &img, "8M", &[]);
+    // A damaged filesystem: /d0 … /d13, each naming the next twice (a, b), so 2^13 paths lead
+    // to /d13 (made with the real debugfs, which links any inode).
+    let mut cmds = String::new();
+    for i in 0..14 {
+        cmds += &format!("mkdir /d{i}\n");
+    }
+    for i in 0..13 {
+        cmds += &format!("link /d{} /d{i}/a\nlink /d{} /d{i}/b\n", i + 1, i + 1);
+    }
+    std::fs::write(dir.join("cmds"), cmds).unwrap();
+    run(Command::new("debugfs").arg("-w").arg("-f").arg(dir.join("cmds")).arg(&img));
+    let inodes: usize = {
+        let o = run(Command::new("dumpe2fs").arg("-h").arg(&img));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        out.lines().find_map(|l| l.strip_prefix("Inode count:")).unwrap().trim().parse().unwrap()
+    };
+    let fs = Fs::open(std::fs::read(&img).unwrap(), None).unwrap();
+    assert_eq!(fs.list(b"/d0/b/a/b").unwrap().entries.len(), 2, "the damage is there");
+    let mut seen = 0usize;
+    let err = fs
+        .walk(b"/d0", &mut |_| {
+            seen += 1;
+            Ok(true)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains(&format!("more folders than the filesystem's {inodes} inodes")), "{err}");
+    // Every folder entered costs at most its two entries: ~2 × inodes, not 2^14 paths.
+    assert!(seen <= 2 * inodes + 2, "{seen} entries for {inodes} inodes");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -24,6 +24,8 @@ pub const MAX_DEPTH: usize = 256;
 pub const MAX_LINK_TARGET: u64 = 4096;
 /// A walk visits at most this many entries.
 pub const MAX_WALK_ENTRIES: u64 = 50_000_000;
+/// Path components one resolution may look up, links included (Linux's PATH_MAX is 4096 bytes).
+pub const MAX_STEPS: usize = 4096;
 
 /// GPT partition type "Linux filesystem" 0FC63DAF-8483-4772-8E79-3D69D8477DE4, as stored on disk.
 const GPT_LINUX_FS: [u8; 16] = [0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4];
@@ -503,10 +505,15 @@ impl Fs {
     /// 4 GiB (found by fuzz/fs_image). Targets longer than [`MAX_LINK_TARGET`] are refused
     /// unread; at most 40 links are followed; `..` never climbs above the root. The last
     /// component is followed only with `follow_last`.
+    ///
+    /// ext4-view looks paths up from the root, so each step costs its depth: the result may be
+    /// at most [`MAX_DEPTH`] deep and the walk at most [`MAX_STEPS`] steps (links of 4 KiB of
+    /// `a/a/…` through a damaged folder loop would otherwise cost ~80 M lookups).
     fn real_path(&self, path: &[u8], follow_last: bool) -> Result<Vec<u8>> {
         let mut todo: Vec<Vec<u8>> = path.split(|&b| b == b'/').rev().map(|c| c.to_vec()).collect();
         let mut done: Vec<Vec<u8>> = Vec::new();
         let mut links = 0;
+        let mut steps = 0;
         while let Some(c) = todo.pop() {
             match c.as_slice() {
                 b"" | b"." => continue,
@@ -515,6 +522,13 @@ impl Fs {
                     continue;
                 }
                 _ => {}
+            }
+            steps += 1;
+            if steps > MAX_STEPS || done.len() >= MAX_DEPTH {
+                return Err(Error::Io(format!(
+                    "{}: the path leads over {MAX_DEPTH} folders deep or takes over {MAX_STEPS} steps to follow (a loop in a damaged filesystem?)",
+                    shown(path)
+                )));
             }
             let here = join(&done.concat_path(), &c);
             if todo.iter().all(|t| t.is_empty() || t == b".") && !follow_last {

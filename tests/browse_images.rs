@@ -757,12 +757,16 @@ fn a_symlink_claiming_a_huge_target_is_damage_not_an_allocation() {
 }
 
 #[test]
-fn a_folder_that_contains_itself_ends_the_walk_at_the_depth_cap_in_few_lookups() {
+fn a_folder_that_contains_itself_ends_walks_and_links_at_the_depth_cap_in_few_lookups() {
     use qubes_rescue::fs::{Fs, MAX_DEPTH};
     let dir = scratch("folder-loop");
     let src = dir.join("src");
     std::fs::create_dir_all(src.join("a/b")).unwrap();
     std::fs::write(src.join("a/b/note.txt"), b"n\n").unwrap();
+    // A link whose ~1 KB target (a 1 KiB block holds it) runs round the loop made below: 285
+    // folders deep.
+    let deep = format!("a{}", "/b/loop".repeat(142));
+    std::os::unix::fs::symlink(&deep, src.join("deep")).unwrap();
     let img = dir.join("private.img");
     mkfs(&src, &img, "4M", &["-b", "1024"]);
     // A damaged filesystem: /a/b/loop is another name of /a (debugfs links any inode).
@@ -785,6 +789,12 @@ fn a_folder_that_contains_itself_ends_the_walk_at_the_depth_cap_in_few_lookups()
     // folder's path link by link cost ~depth³/6 (2.8 M here, 8 s).
     let lookups = fs.components_resolved() - before;
     assert!(lookups < 100_000, "{lookups} path lookups for a walk of {seen} entries");
+    // Following the link stops at the depth cap.
+    let before = fs.components_resolved();
+    let err = fs.stat_follow(b"/deep").unwrap_err();
+    assert!(err.to_string().contains(&format!("over {MAX_DEPTH} folders deep")), "{err}");
+    let lookups = fs.components_resolved() - before;
+    assert!(lookups < 100_000, "{lookups} path lookups to follow one link");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -708,8 +708,9 @@ impl Fs {
 
     /// Walks the folder at `path` depth first (a folder before its entries), never following
     /// symbolic links below it. Damaged entries and folders are handed to `visit` with their
-    /// error, and the walk goes on; the walk stops at [`MAX_DEPTH`] levels and
-    /// [`MAX_WALK_ENTRIES`] entries. `visit` returns whether to go into a folder.
+    /// error, and the walk goes on; the walk stops (with an error) at [`MAX_DEPTH`] levels,
+    /// [`MAX_WALK_ENTRIES`] entries, or on entering more folders than the filesystem has
+    /// inodes. `visit` returns whether to go into a folder.
     pub fn walk(&self, path: &[u8], visit: &mut dyn FnMut(Walked<'_>) -> Result<bool>) -> Result<()> {
         let path = normalize(path);
         let real = self.real_path(&path, true)?;

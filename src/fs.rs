@@ -315,7 +315,7 @@ fn check_features(w: &mut Window) -> Result<u64> {
     let blocks = le32(0x150) << 32 | le32(0x04);
     let log_block = le32(0x18);
     let fs_bytes = (log_block <= 6).then(|| blocks.checked_mul(1024 << log_block)).flatten();
-    if le32(0x20) == 0 || fs_bytes.map_or(true, |n| n > w.len) {
+    if le32(0x20) == 0 || fs_bytes.is_none_or(|n| n > w.len) {
         return Err(Error::Io(format!(
             "the ext4 superblock claims {blocks} blocks, more than the {}-byte image holds: the image is cut short or damaged; \
              `qubes-rescue extract` writes the raw image, which `e2fsck` can check on a copy",
@@ -491,7 +491,7 @@ impl Fs {
                 (Some(p.clone()), p.start, p.size)
             }
         };
-        if start.checked_add(len).map_or(true, |e| e > src.len()) {
+        if start.checked_add(len).is_none_or(|e| e > src.len()) {
             return Err(Error::Io(format!("the partition at byte {start} ends past the end of the image ({} bytes)", src.len())));
         }
         let mut window = Window { src: Box::new(src), start, len };

@@ -952,7 +952,7 @@ pub(crate) mod tests {
 
     impl Visitor for Collect {
         fn entry(&mut self, e: &Entry) -> Result<()> {
-            assert!(self.got.last().map_or(true, |g| g.ended), "entry before end_entry");
+            assert!(self.got.last().is_none_or(|g| g.ended), "entry before end_entry");
             self.got.push(Got { entry: e.clone(), runs: Vec::new(), ended: false });
             Ok(())
         }

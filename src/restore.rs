@@ -582,7 +582,7 @@ impl<'a> FileRestore<'a> {
     /// Salvage mode: whether later chunks can still contribute (false once the stream is lost:
     /// the caller may stop reading and decrypting chunks).
     pub fn wants_more(&self) -> bool {
-        self.salvage.as_ref().map_or(true, |s| !s.broken)
+        self.salvage.as_ref().is_none_or(|s| !s.broken)
     }
 
     /// Image ranges lost so far (salvage mode), ascending and merged.

@@ -590,7 +590,7 @@ mod tests {
         let out = dir.join("out");
         let mut home = HomeTree::new(&out, "dom0-home/user");
         let mut path = b"dom0-home/user/".to_vec();
-        path.extend(std::iter::repeat(b'a').take(native::MAX_HOME_PATH));
+        path.extend(std::iter::repeat_n(b'a', native::MAX_HOME_PATH));
         let e = crate::inner_tar::Entry { path, kind: crate::inner_tar::Kind::File, link: Vec::new(), size: 1, mode: 0o644, mtime: 0, stored: 1, data_start: 0, map: None };
         let err = crate::inner_tar::Visitor::entry(&mut home, &e).unwrap_err();
         assert_eq!(err.class(), "unsupported", "{err}");

@@ -821,8 +821,8 @@ fn an_mbr_root_img_opens_its_linux_partition_and_a_partition_on_the_mbr_is_damag
     same_tree(&src, &tree, &[]);
     let o = ls(&b, "work/root.img", "/", &["--partition", "1"]);
     assert_eq!(error_class(&o).as_deref(), Some("unsupported"), "partition 1 holds no ext4: {}", stderr(&o));
-    // Damage: partition 2 now claims to start at sector 0, on the MBR itself (mbrman 0.6
-    // panicked on such a table: found by fuzz/fs_image).
+    // Damage: both partitions now claim to start at sector 0, on the MBR itself (mbrman 0.6
+    // panicked when every used partition does: found by fuzz/fs_image).
     let d = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
     d.write_all_at(&[0u8; 4], 446 + 16 + 8).unwrap();
     d.write_all_at(&[0u8; 4], 446 + 8).unwrap();

@@ -59,11 +59,11 @@ describe('qubes-rescue page in Chromium', () => {
     const want = (await readFile(shaFile, 'utf8')).trim().split(/\s+/)[0];
     const got = createHash('sha256').update(await readFile(PAGE)).digest('hex');
     assert.equal(got, want, 'dist/qubes-rescue.html.sha256 does not match the page');
-    // The footer's code SHA-256 is recomputed from the file itself: the wasm, then each source
-    // in build.sh's order (so it names exactly the code that runs).
-    const inlined = (id) => html.match(new RegExp(`<script type="[^"]+" id="${id}">([\\s\\S]*?)</script>`))[1];
-    const code = createHash('sha256').update(Buffer.from(inlined('wasm-b64'), 'base64'));
-    for (const k of ['glue', 'common', 'sinks', 'coordinator', 'chunk', 'browse']) code.update(inlined(`src-${k}`));
+    // The footer's code SHA-256 is recomputed from the file itself: the wasm, then every
+    // inlined JS source in the order the page holds them (so it names exactly the code that runs).
+    const wasm = html.match(/<script type="application\/octet-stream" id="wasm-b64">([^<]*)<\/script>/)[1];
+    const code = createHash('sha256').update(Buffer.from(wasm, 'base64'));
+    for (const m of html.matchAll(/<script type="text\/plain" id="src-[a-z]+">([\s\S]*?)<\/script>/g)) code.update(m[1]);
     code.update(html.match(/<script>\n([\s\S]*?)\n<\/script>\s*<\/body>/)[1]);
     const shown = html.match(/<code id="build-sha">([0-9a-f]{64})<\/code>/);
     assert.ok(shown, 'the footer shows no SHA-256');

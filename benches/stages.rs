@@ -2,8 +2,8 @@
 //! scrypt KDF per chunk (at Qubes-like parameters), HMAC-SHA256, AES-256-CTR, and the
 //! decompressors, each over a 100 MiB buffer. Prints numbers; asserts nothing.
 
-use qubes_rescue::container::{self, Header, Keys, Limits};
-use qubes_rescue::decompress::{decoder, Compression};
+use qubes_rescue::format::container::{self, Header, Keys, Limits};
+use qubes_rescue::format::decompress::{decoder, Compression};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;

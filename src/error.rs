@@ -17,8 +17,9 @@ pub enum Error {
     Unsupported { what: String },
     /// The file is not a Qubes backup at all.
     NotABackup { why: String },
-    /// scrypt parameters that would need more memory or time than allowed.
-    UnsafeParams { member: String, log_n: u8, r: u32, p: u32, memory: u64, cap: u64 },
+    /// scrypt parameters that are invalid, or whose work (N·r·p, times the slowdown of
+    /// recomputing what does not fit in memory) is beyond the cap: a KDF that would run for hours.
+    UnsafeParams { member: String, log_n: u8, r: u32, p: u32, work: u64, cap: u64 },
     /// A name that would escape the output folder or is otherwise unsafe.
     UnsafePath { name: String, why: String },
     /// A path asked for inside a backup or filesystem does not exist.
@@ -111,12 +112,15 @@ impl fmt::Display for Error {
                 f,
                 "this is not a Qubes backup ({why}); pick the file qvm-backup wrote"
             ),
-            Error::UnsafeParams { member, log_n, r, p, memory, cap } => write!(
+            Error::UnsafeParams { member, log_n, r, p, work, cap } if work <= cap => {
+                write!(f, "{member} asks for invalid scrypt parameters logN={log_n} r={r} p={p} (scrypt itself refuses them)")
+            }
+            Error::UnsafeParams { member, log_n, r, p, work, cap } => write!(
                 f,
-                "{member} asks for scrypt parameters logN={log_n} r={r} p={p} needing {} MiB, over the {} MiB allowed; \
-                 raise the limit only if you trust this backup",
-                memory >> 20,
-                cap >> 20
+                "{member} asks for scrypt parameters logN={log_n} r={r} p={p}: 2^{:.1} units of work, over the 2^{:.0} \
+                 allowed (the key derivation would run for hours); a real Qubes backup never asks for this",
+                (*work as f64).log2(),
+                (*cap as f64).log2()
             ),
             Error::UnsafePath { name, why } => {
                 write!(f, "refused to write {name:?}: {why}; nothing was written outside the output folder")

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use qubes_rescue::decompress::Compression;
+use qubes_rescue::format::decompress::Compression;
 use qubes_rescue::writer::{BackupWriter, Image, SparseEncoding};
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -536,9 +536,9 @@ fn real_tool_fixture_gpt_root_img_browses_as_the_manifest_says() {
 
 #[test]
 fn randomly_damaged_filesystems_never_panic_or_hang() {
-    use qubes_rescue::fs::{Fs, Kind};
-    use qubes_rescue::image::SparseImage;
-    use qubes_rescue::sink::VolumeSink;
+    use qubes_rescue::browse::fs::{Fs, Kind};
+    use qubes_rescue::output::image::SparseImage;
+    use qubes_rescue::output::sink::VolumeSink;
     let dir = scratch("browse-fuzz");
     let src = dir.join("src");
     populate(&src, 200);
@@ -699,7 +699,7 @@ fn real_tool_fixture_dom0_home_browses_and_gets_as_the_manifest_says() {
 /// ones flagged. Where each file's blocks are comes from the real `debugfs`, not from us.
 #[test]
 fn files_reading_lost_ranges_of_a_salvaged_image_are_flagged() {
-    use qubes_rescue::fs::{Fs, LostWatch};
+    use qubes_rescue::browse::fs::{Fs, LostWatch};
     let dir = scratch("lost-files");
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -718,7 +718,7 @@ fn files_reading_lost_ranges_of_a_salvaged_image_are_flagged() {
     bytes[lost[0].0 as usize..lost[0].1 as usize].fill(0);
     let hit = std::rc::Rc::new(std::cell::Cell::new(false));
     let fs = Fs::open(LostWatch { inner: bytes, lost, hit: hit.clone() }, None).unwrap();
-    let names = |v: Vec<qubes_rescue::fs::Entry>| v.iter().map(|e| String::from_utf8_lossy(&e.name).into_owned()).collect::<Vec<_>>();
+    let names = |v: Vec<qubes_rescue::browse::fs::Entry>| v.iter().map(|e| String::from_utf8_lossy(&e.name).into_owned()).collect::<Vec<_>>();
     let (flagged, unchecked) = fs.lost_files(b"/", &hit, u64::MAX).unwrap();
     assert_eq!(names(flagged), ["b.bin"]);
     assert!(unchecked.is_empty());
@@ -733,7 +733,7 @@ fn files_reading_lost_ranges_of_a_salvaged_image_are_flagged() {
 /// error, and paths through it fail, without reading it.
 #[test]
 fn a_symlink_claiming_a_huge_target_is_damage_not_an_allocation() {
-    use qubes_rescue::fs::Fs;
+    use qubes_rescue::browse::fs::Fs;
     let dir = scratch("huge-link");
     let src = dir.join("src");
     std::fs::create_dir_all(src.join("docs")).unwrap();
@@ -758,7 +758,7 @@ fn a_symlink_claiming_a_huge_target_is_damage_not_an_allocation() {
 
 #[test]
 fn a_folder_that_contains_itself_ends_walks_and_links_at_the_depth_cap_in_few_lookups() {
-    use qubes_rescue::fs::{Fs, MAX_DEPTH};
+    use qubes_rescue::browse::fs::{Fs, MAX_DEPTH};
     let dir = scratch("folder-loop");
     let src = dir.join("src");
     std::fs::create_dir_all(src.join("a/b")).unwrap();
@@ -836,7 +836,7 @@ fn an_mbr_root_img_opens_its_linux_partition_and_a_partition_on_the_mbr_is_damag
 
 #[test]
 fn folders_named_twice_stop_the_walk_once_it_enters_more_folders_than_inodes() {
-    use qubes_rescue::fs::Fs;
+    use qubes_rescue::browse::fs::Fs;
     let dir = scratch("folder-dag");
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();

@@ -702,6 +702,29 @@ if want uncompressed.bin; then
     finish_backup
 fi
 
+# Big scrypt parameters, as `scrypt enc` picks them on bigger dom0s (issue 10): N=2^21, r=8
+# (2 GiB per KDF: a 16 GiB+ machine) and N=2^22 (4 GiB: 32 GiB+), each with one small chunk so
+# that a restore is three KDFs. The page must open both (V in segments; 2^22 by recomputing).
+# `-f`: scrypt would otherwise refuse parameters beyond its own memory and time estimate.
+for big in 21 22; do
+    if want kdf-$big.bin; then
+        new_backup kdf-$big.bin qubes 20240405T100000-21$big gzip 65536 \
+            "scrypt N=2^$big r=8 p=1 (what scrypt enc picks with $(( 1 << (big - 17) )) GiB+ of RAM): one AppVM, one chunk" \
+            big-kdf pax-sparse
+        vm 40 kdf$big AppVM purple debian-12-xfce lvm
+        vol 40 private "$SRC/synth-a.img" pax
+        SCRYPT_ARGS="-f --logN $big -r 8 -p 1" finish_backup
+    fi
+done
+# p=4 (a dom0 with <= 4 GiB gives scrypt enc N=2^19 r=8 p=4; small N here): lanes run apart.
+if want kdf-p4.bin; then
+    new_backup kdf-p4.bin qubes 20240405T100001-2104 gzip 32768 \
+        "scrypt N=2^14 r=8 p=4: four lanes per KDF, several chunks" lanes pax-sparse
+    vm 41 lanes AppVM purple debian-12-xfce lvm
+    vol 41 private "$SRC/synth-a.img" pax
+    SCRYPT_ARGS="--logN 14 -r 8 -p 4" finish_backup
+fi
+
 # big-sparse: 9 GiB apparent size, data below and above 8 GiB (a run crossing 8 GiB, the last
 # 4 KiB of the file is data, so the map has no (size,0) entry), in both encodings
 if want big-sparse.bin; then

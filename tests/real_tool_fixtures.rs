@@ -151,7 +151,7 @@ fn one_failing_qube_does_not_stop_the_others() {
     // Flip a byte inside work's private.img chunk: work fails (tampered), standalone and dom0 restore.
     let b = backup("gzip-pax.bin");
     let bytes = std::fs::read(fixture("made/gzip-pax.bin")).unwrap();
-    let m = qubes_rescue::outer::index(&bytes).unwrap().into_iter().find(|m| m.name == "vm5/private.img.001.enc").unwrap();
+    let m = qubes_rescue::format::outer::index(&bytes).unwrap().into_iter().find(|m| m.name == "vm5/private.img.001.enc").unwrap();
     let mut damaged = bytes.clone();
     damaged[(m.offset + 200) as usize] ^= 1;
     let out = scratch("one-failing-qube");

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use qubes_rescue::decompress::Compression;
+use qubes_rescue::format::decompress::Compression;
 use qubes_rescue::restore::Backup;
 use qubes_rescue::writer::{BackupWriter, Image, SparseEncoding};
 

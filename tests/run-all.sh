@@ -16,7 +16,7 @@ exec > >(tee "$LOG") 2>&1
 
 # -- system packages (Debian names) ------------------------------------------------------------
 need=()
-for pair in scrypt:scrypt sgdisk:gdisk zstd:zstd xz:xz-utils bzip2:bzip2 mke2fs:e2fsprogs \
+for pair in scrypt:scrypt openssl:openssl sgdisk:gdisk zstd:zstd xz:xz-utils bzip2:bzip2 mke2fs:e2fsprogs \
             python3:python3 node:nodejs npm:npm cc:gcc c++:g++ unzip:unzip 7zz:7zip bsdtar:libarchive-tools sfdisk:fdisk; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
@@ -38,6 +38,8 @@ cargo test
 
 say "fixtures against the manual recipe (scrypt dec | decompress | tar)"
 tests/check-fixtures.sh
+say "format 3/2 fixtures against the manual recipes (openssl dgst/enc | decompress | tar [-M])"
+tests/check-fixtures-v3.sh
 
 if [ "${QR_SKIP_FUZZ:-0}" != 1 ]; then
   say "fuzzing (30 s per target)"

@@ -6,10 +6,10 @@
 
 mod common;
 use common::*;
-use qubes_rescue::container;
-use qubes_rescue::decompress::Compression;
+use qubes_rescue::format::container;
+use qubes_rescue::format::decompress::Compression;
 use qubes_rescue::restore::{Backup, FileRestore, Target};
-use qubes_rescue::sink::MemorySink;
+use qubes_rescue::output::sink::MemorySink;
 use qubes_rescue::writer::{gnu_seek_sparse_map, tarwriter_sparse_map, BackupWriter, Image, SparseEncoding};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -228,7 +228,7 @@ fn a_backup_cut_inside_a_chunk_is_truncated_and_salvaged() {
     let names = chunk_names(&ms);
     let i = names.len() - 2;
     let whole = rebuild(&ms);
-    let at = qubes_rescue::outer::index(&whole[..]).unwrap().into_iter().find(|m| m.name == names[i]).unwrap().offset;
+    let at = qubes_rescue::format::outer::index(&whole[..]).unwrap().into_iter().find(|m| m.name == names[i]).unwrap().offset;
     let dir = scratch("salvage-cut");
     let bin = dir.join("backup.bin");
     std::fs::write(&bin, &whole[..at as usize + 300]).unwrap();

@@ -5,9 +5,9 @@
 //! both sparse encodings, checked against the manifest's sha256s.
 #![cfg(target_arch = "wasm32")]
 
-use qubes_rescue::container::{self, Limits};
+use qubes_rescue::format::container::{self, Limits};
 use qubes_rescue::restore::{Backup, FileKind, FileRestore, Target};
-use qubes_rescue::sink::MemorySink;
+use qubes_rescue::output::sink::MemorySink;
 use qubes_rescue::Error;
 use sha2::{Digest, Sha256};
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -21,9 +21,13 @@ fn hex(b: &[u8]) -> String {
 /// Restores every file of every qube in memory and checks volumes and small files
 /// against the manifest.
 fn restores_as_the_manifest_says(name: &str, bytes: &'static [u8]) {
+    restores_within(name, bytes, &Limits::default())
+}
+
+fn restores_within(name: &str, bytes: &'static [u8], limits: &Limits) {
     let manifest: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
     let entry = manifest["backups"].as_array().unwrap().iter().find(|b| b["file"] == name).unwrap();
-    let backup = Backup::open(bytes.to_vec(), entry["passphrase"].as_str().unwrap().as_bytes(), &Limits::default()).unwrap();
+    let backup = Backup::open(bytes.to_vec(), entry["passphrase"].as_str().unwrap().as_bytes(), limits).unwrap();
     let mut checked = 0;
     for q in entry["qubes"].as_array().unwrap() {
         let qube = q["name"].as_str().unwrap();
@@ -98,4 +102,72 @@ fn uncompressed_backup_restores_in_wasm() {
 fn wrong_passphrase_is_reported_in_wasm() {
     let bytes = include_bytes!("fixtures/made/demo.bin").to_vec();
     assert!(matches!(Backup::open(bytes, b"not demo", &Limits::default()), Err(Error::WrongPassphrase { .. })));
+}
+
+/// What the page grants one KDF lane (ui.js MAX_KDF_MEMORY): N=2^21 r=8 takes all of it, in
+/// two 1 GiB segments (a wasm32 instance cannot allocate 2 GiB at once).
+const PAGE: Limits = Limits { max_kdf_memory: 2 << 30, max_kdf_work: 1 << 30, lane_threads: 1 };
+
+#[wasm_bindgen_test]
+fn a_backup_with_scrypt_n_2_21_from_the_real_scrypt_opens_in_wasm() {
+    restores_within("kdf-21.bin", include_bytes!("fixtures/made/kdf-21.bin"), &PAGE);
+}
+
+#[wasm_bindgen_test]
+fn a_backup_with_four_scrypt_lanes_restores_in_wasm() {
+    restores_within("kdf-p4.bin", include_bytes!("fixtures/made/kdf-p4.bin"), &PAGE);
+}
+
+#[wasm_bindgen_test]
+fn our_scrypt_meets_the_rfc_7914_vectors_in_wasm_with_and_without_recomputing() {
+    use qubes_rescue::kdf;
+    let cases: [(&[u8], &[u8], u8, u32, u32, &str); 2] = [
+        (b"", b"", 4, 1, 1, "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906"),
+        (b"password", b"NaCl", 10, 8, 16, "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b3731622eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"),
+    ];
+    for (pass, salt, log_n, r, p, want) in cases {
+        let params = kdf::Params::new(log_n, r, p).unwrap();
+        for budget in [u64::MAX, params.lane_memory() / 4] {
+            let mut dk = [0u8; 64];
+            kdf::scrypt(pass, salt, &params, budget, 1, &mut dk).unwrap();
+            assert_eq!(hex(&dk), want, "logN={log_n} budget={budget}");
+        }
+    }
+}
+
+/// The page's chunk workers open chunks through `ChunkOpener`: a chunk presented under another
+/// name (two chunks swapped, a chunk renamed) fails its header MAC, and since the passphrase
+/// was proven by `backup-header` that is `tampered`, as the CLI says, never `wrong-passphrase`.
+#[wasm_bindgen_test]
+fn the_pages_chunk_opener_reports_a_swapped_chunk_as_tampered() {
+    use qubes_rescue::wasm::ChunkOpener;
+    let bytes: &[u8] = include_bytes!("fixtures/made/gzip-pax.bin");
+    let manifest: serde_json::Value = serde_json::from_str(MANIFEST).unwrap();
+    let entry = manifest["backups"].as_array().unwrap().iter().find(|b| b["file"] == "gzip-pax.bin").unwrap();
+    let pass = entry["passphrase"].as_str().unwrap().as_bytes();
+    let backup = Backup::open(bytes.to_vec(), pass, &Limits::default()).unwrap();
+    let file = backup
+        .qubes()
+        .iter()
+        .flat_map(|q| backup.files(&q.name).unwrap())
+        .find(|f| f.chunks.len() >= 2)
+        .expect("a file of two chunks or more");
+    let (first, second) = (&file.chunks[0], &file.chunks[1]);
+    let member = |m: &qubes_rescue::format::outer::Member| &bytes[m.offset as usize..(m.offset + m.size) as usize];
+    let opener = ChunkOpener::new(&backup.header().backup_id, pass, (2u64 << 30) as f64);
+    let size = first.size as f64;
+    let keys = opener.unlock(&first.name, &member(first)[..128], size, size).unwrap();
+    assert_eq!(keys.open(member(first)).unwrap(), backup.open_chunk(first).unwrap());
+    let class = |e: wasm_bindgen::JsValue| js_sys::Reflect::get(&e, &"class".into()).unwrap().as_string().unwrap();
+    let swapped = opener.unlock(&second.name, &member(first)[..128], size, size).err().expect("a swapped chunk must not open");
+    assert_eq!(class(swapped), "tampered");
+    let short = opener.unlock(&first.name, &member(first)[..128], size - 1.0, size).err().expect("a short read must not open");
+    assert_eq!(class(short), "truncated");
+    // The MAC WebCrypto computes is compared by the core; one wrong bit and no key comes out.
+    let mut mac = [0u8; 32];
+    mac.copy_from_slice(&member(first)[member(first).len() - 32..]);
+    assert!(keys.release_key(&mac, &mac).is_ok());
+    let mut other = mac;
+    other[0] ^= 1;
+    assert_eq!(class(keys.release_key(&other, &mac).err().unwrap()), "tampered");
 }

@@ -4,7 +4,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use qubes_rescue::decompress::Compression;
+use qubes_rescue::format::decompress::Compression;
 use qubes_rescue::writer::{BackupWriter, HomeEntry, Image, SparseEncoding};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

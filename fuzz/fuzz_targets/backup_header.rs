@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(h) = qubes_rescue::header::parse(data) {
+    if let Ok(h) = qubes_rescue::format::header::parse(data) {
         assert!(data.is_ascii());
         assert!(h.version <= 4 && h.version >= 1, "{h:?}");
     }

@@ -4,8 +4,8 @@
 //! (`sequences_with_gaps`) differs only in recording chunks missing between present ones.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use qubes_rescue::outer::Member;
-use qubes_rescue::restore::{sequences, sequences_with_gaps, FileKind};
+use qubes_rescue::format::outer::Member;
+use qubes_rescue::format::chunks::{sequences, sequences_with_gaps, FileKind, MAX_MISSING_CHUNKS};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             assert!(f.missing.windows(2).all(|w| w[0] < w[1]), "ascending (the binary search above relies on it)");
-            assert!(f.missing.len() <= qubes_rescue::restore::MAX_MISSING_CHUNKS);
+            assert!(f.missing.len() <= MAX_MISSING_CHUNKS);
         }
         let Ok(files) = sequences(&members, path, whole) else { continue };
         assert_eq!(gappy.as_ref().ok(), Some(&files), "without a gap both listings agree");

@@ -4,7 +4,7 @@
 //! writer and must decode back to itself, in any pieces.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use qubes_rescue::decompress::{decoder, Compression};
+use qubes_rescue::format::decompress::{decoder, Compression};
 use qubes_rescue::error::Error;
 
 const ALL: [Compression; 6] =

@@ -10,9 +10,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use qubes_rescue::error::Error;
-use qubes_rescue::fs::{self, Fs, Kind, TarIndex};
-use qubes_rescue::image::SparseImage;
-use qubes_rescue::sink::VolumeSink;
+use qubes_rescue::browse::fs::{self, Fs, Kind, TarIndex};
+use qubes_rescue::output::image::SparseImage;
+use qubes_rescue::output::sink::VolumeSink;
 
 const MAX_IMAGE: u64 = 64 << 20;
 /// Entries one walk may visit, files read per input, pieces read per file: bounds the harness's

@@ -6,7 +6,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use qubes_rescue::error::Result;
-use qubes_rescue::inner_tar::{Entry, InnerTar, Visitor, MAX_DATA_CALL};
+use qubes_rescue::format::inner_tar::{Entry, InnerTar, Visitor, MAX_DATA_CALL};
 
 #[derive(Default)]
 struct Check {

@@ -2,7 +2,7 @@
 //! cut), are at most 100 MiB + 128, have plain relative names, and read back within their cap.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use qubes_rescue::outer;
+use qubes_rescue::format::outer;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(members) = outer::index(data) else { return };

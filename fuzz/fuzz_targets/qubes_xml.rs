@@ -3,9 +3,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(qubes) = qubes_rescue::qubes_xml::parse(data) {
+    if let Ok(qubes) = qubes_rescue::format::qubes_xml::parse(data) {
         for q in &qubes {
-            assert!(qubes_rescue::qubes_xml::valid_qube_name(&q.name), "{:?}", q.name);
+            assert!(qubes_rescue::format::qubes_xml::valid_qube_name(&q.name), "{:?}", q.name);
         }
     }
 });

@@ -4,20 +4,24 @@
 //! sealed from the input opens to the input; with one byte changed it must not open.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use qubes_rescue::container::{self, Header, Limits, HEADER_LEN, OVERHEAD};
+use qubes_rescue::format::container::{self, Header, Limits, HEADER_LEN, OVERHEAD};
 use sha2::{Digest, Sha256};
 
 const PASS: &[u8] = b"fuzz";
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    let limits = Limits { max_kdf_memory: 1 << 20, max_kdf_work: 1 << 16 };
+    let limits = Limits { max_kdf_memory: 1 << 20, max_kdf_work: 1 << 16, lane_threads: 1 };
     match mode % 3 {
         0 => {
             if let Ok(h) = Header::parse("m", rest) {
                 assert!(rest.len() >= OVERHEAD);
                 if h.check("m", &limits).is_ok() {
-                    assert!(h.kdf_memory() <= limits.max_kdf_memory);
+                    // what passes runs within the memory budget (recomputing beyond it), and
+                    // its work, slowdown included, within the cap
+                    let plan = h.kdf_plan(&limits).expect("checked");
+                    assert!(plan.memory <= limits.max_kdf_memory);
+                    assert!((1u64 << h.log_n) * u64::from(h.r) * u64::from(h.p) <= limits.max_kdf_work);
                 }
             }
         }

@@ -8,9 +8,9 @@
 
 use super::{js_io, to_js};
 use crate::error::{Error, Result};
-use crate::fs::{self, Entry, FileReader, Fs, Kind, LostWatch, TarFile, TarIndex};
+use crate::browse::fs::{self, Entry, FileReader, Fs, Kind, LostWatch, TarFile, TarIndex};
 use crate::read_at::ReadAt;
-use crate::zip::ZipWriter;
+use crate::output::zip::ZipWriter;
 use js_sys::Uint8Array;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
@@ -139,35 +139,17 @@ impl Open {
 }
 
 impl Tree {
-    fn stat(&self, path: &[u8]) -> Result<Entry> {
+    /// The tree as the browsing rules see it (links, listings, walks).
+    fn files(&self) -> &dyn crate::browse::Tree {
         match self {
-            Tree::Ext4(fs) => fs.stat(path),
-            Tree::Home { index, .. } => index.stat(path),
-        }
-    }
-    /// Symbolic links followed inside this filesystem (dom0's home tar: never followed).
-    fn stat_follow(&self, path: &[u8]) -> Result<Entry> {
-        match self {
-            Tree::Ext4(fs) => fs.stat_follow(path),
-            Tree::Home { index, .. } => index.stat(path),
-        }
-    }
-    fn list(&self, path: &[u8]) -> Result<fs::Listing> {
-        match self {
-            Tree::Ext4(fs) => fs.list(path),
-            Tree::Home { index, .. } => index.list(path),
+            Tree::Ext4(fs) => fs,
+            Tree::Home { index, .. } => index,
         }
     }
     fn open(&self, path: &[u8]) -> Result<Open> {
         match self {
             Tree::Ext4(fs) => fs.open_file(path).map(Open::Ext4),
             Tree::Home { index, src } => index.open_file(path).map(|f| Open::Tar(f, src.clone())),
-        }
-    }
-    fn walk(&self, path: &[u8], visit: &mut dyn FnMut(fs::Walked<'_>) -> Result<bool>) -> Result<()> {
-        match self {
-            Tree::Ext4(fs) => fs.walk(path, visit),
-            Tree::Home { index, .. } => index.walk(path, visit),
         }
     }
 }
@@ -193,7 +175,7 @@ fn entry_json(e: &Entry) -> Value {
     let mut o = serde_json::Map::new();
     o.insert("name".into(), fs::lossy(&e.name).into());
     path_fields(&mut o, "path", &e.path);
-    o.insert("download".into(), download_name(&e.name).into());
+    o.insert("download".into(), crate::output::names::download_name(&e.name).into());
     o.insert("type".into(), e.kind.as_str().into());
     o.insert("size".into(), e.size.into());
     o.insert("mtime".into(), e.mtime.into());
@@ -201,19 +183,6 @@ fn entry_json(e: &Entry) -> Value {
     o.insert("target".into(), e.target.as_deref().map(fs::lossy).into());
     o.insert("error".into(), e.error.as_ref().map(err_json).unwrap_or(Value::Null));
     Value::Object(o)
-}
-
-/// A name to save under, from the raw bytes: `fs::safe_name`, then lossy UTF-8 (browsers want
-/// text), then what Windows and macOS refuse in names replaced too.
-pub fn download_name(name: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&fs::safe_name(name)).into_owned();
-    let s: String = s.chars().map(|c| if matches!(c, '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c }).collect();
-    let s = s.trim_end_matches(['.', ' ']).to_string();
-    if s.is_empty() || s == "." || s == ".." {
-        "_".into()
-    } else {
-        s
-    }
 }
 
 fn lost_ranges(json: &str) -> Result<Vec<(u64, u64)>> {
@@ -273,11 +242,11 @@ impl Browser {
     /// [{class, message}]}`; an entry is `{name, path, path_raw?, download, type, size, mtime,
     /// mode, target, error}`.
     pub fn list_json(&self, path: &[u8]) -> Result<String, JsValue> {
-        let dir = self.tree.stat_follow(path).map_err(to_js)?;
+        let dir = self.tree.files().stat_follow(path).map_err(to_js)?;
         if dir.kind != Kind::Dir {
             return Err(to_js(Error::NotFound { what: format!("{} (not a folder)", fs::lossy(path)) }));
         }
-        let listing = self.tree.list(path).map_err(to_js)?;
+        let listing = self.tree.files().list(path).map_err(to_js)?;
         let mut o = serde_json::Map::new();
         path_fields(&mut o, "path", &fs::normalize(path));
         o.insert("entries".into(), listing.entries.iter().map(entry_json).collect::<Vec<_>>().into());
@@ -287,7 +256,7 @@ impl Browser {
 
     /// The entry at `path`: itself (`follow` false), or where its symbolic links lead.
     pub fn stat_json(&self, path: &[u8], follow: bool) -> Result<String, JsValue> {
-        let e = if follow { self.tree.stat_follow(path) } else { self.tree.stat(path) };
+        let e = if follow { self.tree.files().stat_follow(path) } else { self.tree.files().stat(path) };
         Ok(entry_json(&e.map_err(to_js)?).to_string())
     }
 
@@ -371,7 +340,7 @@ pub struct ZipStream {
 
 impl ZipStream {
     fn new(tree: Rc<Tree>, hit: Rc<Cell<bool>>, path: &[u8]) -> Result<ZipStream> {
-        let dir = tree.stat_follow(path)?;
+        let dir = tree.files().stat_follow(path)?;
         if dir.kind != Kind::Dir {
             return Err(Error::NotFound { what: format!("{} (not a folder)", fs::lossy(path)) });
         }
@@ -382,7 +351,7 @@ impl ZipStream {
         let mut plan = vec![(top.clone(), dir)];
         let mut errors = Vec::new();
         let mut total = 0u64;
-        tree.walk(path, &mut |w| {
+        tree.files().walk(path, &mut |w| {
             let mut name = top.clone();
             for c in w.rel {
                 name.push(b'/');

@@ -47,11 +47,11 @@ pub fn error_class(o: &Output) -> Option<String> {
     Some(err[start..end].to_string())
 }
 
-use qubes_rescue::container::{self, Limits};
-use qubes_rescue::decompress::Compression;
-use qubes_rescue::outer;
+use qubes_rescue::format::container::{self, Limits};
+use qubes_rescue::format::decompress::Compression;
+use qubes_rescue::format::outer;
 use qubes_rescue::restore::{self, Backup, FileReport, Target};
-use qubes_rescue::sink::MemorySink;
+use qubes_rescue::output::sink::MemorySink;
 use qubes_rescue::writer::{BackupWriter, HomeEntry, Image, SparseEncoding};
 use qubes_rescue::Error;
 

@@ -6,14 +6,15 @@
 #      with ../make-fixtures.sh if their manifest is missing);
 #   3. runs, in one `node --test` run: the Chromium tests (playwright-core), the file browser
 #      tests (Chromium, compared with the CLI's `get`), the Firefox ESR test
-#      (geckodriver, W3C WebDriver), and — unless QR_E2E_DETERMINISM=0 — the two-builds
+#      (geckodriver, W3C WebDriver), the page/CLI error-class agreement test (both browsers),
+#      and — unless QR_E2E_DETERMINISM=0 — the two-builds
 #      determinism test; prints node's test summary and exits non-zero on any failure.
 #
 # System packages (Debian): chromium firefox-esr nodejs npm, plus cargo (rustup) for geckodriver.
 #   When chromium/firefox-esr are missing and this runs as root with apt-get, it installs them.
 # Env: CHROMIUM_BIN, FIREFOX_BIN, GECKODRIVER, QR_PAGE, QR_FIXTURES, QR_E2E_TMP (big downloads:
 #   the > 8 GiB sparse fixture needs ~20 GB free there, default $TMPDIR or /tmp),
-#   QR_E2E_ONLY="chromium browse firefox determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
+#   QR_E2E_ONLY="chromium browse firefox agreement determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
 set -euo pipefail
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E/../.." && pwd)
@@ -73,16 +74,18 @@ fi
 say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $want, $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n1), $("${FIREFOX_BIN:-/usr/bin/firefox-esr}" --version 2>/dev/null | head -n1), $("$GD" --version 2>/dev/null | head -n1)"
 
 # -- run ----------------------------------------------------------------------------------------
-only=" ${QR_E2E_ONLY:-chromium browse firefox determinism} "
+only=" ${QR_E2E_ONLY:-chromium browse firefox agreement determinism} "
 files=()
-# The file browser's downloads are compared with what the native CLI's `get` writes.
-if [[ $only == *" browse "* || $only == *" firefox "* ]] && [ -z "${QR_CLI:-}" ]; then
+# The file browser's downloads are compared with what the native CLI's `get` writes; the
+# agreement test compares the page's error classes with the CLI's.
+if [[ $only == *" browse "* || $only == *" firefox "* || $only == *" agreement "* ]] && [ -z "${QR_CLI:-}" ]; then
   (cd "$ROOT" && cargo build --quiet --bin qubes-rescue >&2)
   export QR_CLI=$ROOT/target/debug/qubes-rescue
 fi
 [[ $only == *" chromium "* ]] && files+=(chromium.test.mjs)
 [[ $only == *" browse "* ]] && files+=(browse.test.mjs)
 [[ $only == *" firefox "* ]] && files+=(firefox.test.mjs)
+[[ $only == *" agreement "* ]] && files+=(agreement.test.mjs)
 [[ $only == *" determinism "* && ${QR_E2E_DETERMINISM:-1} != 0 ]] && files+=(determinism.test.mjs)
 mkdir -p "$E2E/out"
 TAP=$E2E/out/e2e.tap

@@ -1,34 +1,19 @@
 //! `ls` and `get`: single files out of a qube's volume, without mounting anything and without
 //! writing the image to disk. The volume is restored into a [`SparseImage`] in memory (about
-//! its data, not its size), its filesystem browsed with `qubes_rescue::fs`, and files are
+//! its data, not its size), its filesystem browsed with `qubes_rescue::browse::fs`, and files are
 //! streamed to the destination in pieces (holes stay holes).
 
 use super::{report, Args};
 use qubes_rescue::error::Error;
-use qubes_rescue::fs::{self, Entry, Fs, Kind, Listing, TarIndex};
-use qubes_rescue::inner_tar::{self, Visitor};
-use qubes_rescue::image::SparseImage;
+use qubes_rescue::browse::copy::{self, HomeCopy};
+use qubes_rescue::browse::fs::{self, Entry, Fs, Kind, TarIndex};
+use qubes_rescue::browse::Tree;
+use qubes_rescue::output::image::SparseImage;
 use qubes_rescue::restore::{self, Backup, FileKind, Target};
-use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{ErrorKind, IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
-
-/// Checks `ls`/`get` arguments before the passphrase is asked for.
-pub fn check(args: &Args) -> Result<(), String> {
-    let n = args.qubes.len();
-    match args.command.as_str() {
-        "ls" if n == 0 || n > 2 => Err("ls takes QUBE[/VOLUME] [PATH]".into()),
-        "get" if n != 2 => Err("get takes QUBE[/VOLUME] PATH".into()),
-        "get" if args.out.is_none() => Err("get needs -o DEST".into()),
-        _ if args.qubes.get(1).is_some_and(|p| !p.starts_with('/')) => Err("PATH must be absolute (start with /)".into()),
-        _ => Ok(()),
-    }
-}
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Instant;
 
 /// Runs `ls` or `get` on an opened backup; returns the exit code.
 pub fn run(backup: &Backup<File>, args: &Args) -> u8 {
@@ -82,7 +67,7 @@ fn in_volume(e: Error, qube: &str, volume: &str) -> Error {
 }
 
 fn restore_volume(backup: &Backup<File>, file: &restore::StoredFile, label: &str) -> Result<SparseImage, Error> {
-    let workers = restore::worker_count(backup, file, 8 << 30);
+    let workers = restore::worker_count(backup, file, restore::DEFAULT_MEMORY_BUDGET);
     let mut img = SparseImage::new();
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -131,38 +116,6 @@ fn json(e: &Entry) -> serde_json::Value {
     v
 }
 
-/// What `ls` needs of a tree: an ext4 filesystem, or dom0's home index.
-trait Tree {
-    fn stat(&self, path: &[u8]) -> Result<Entry, Error>;
-    /// Symbolic links followed (inside the tree), or not at all.
-    fn resolve(&self, path: &[u8]) -> Result<Kind, Error>;
-    fn list(&self, path: &[u8]) -> Result<Listing, Error>;
-}
-
-impl Tree for Fs {
-    fn stat(&self, path: &[u8]) -> Result<Entry, Error> {
-        Fs::stat(self, path)
-    }
-    fn resolve(&self, path: &[u8]) -> Result<Kind, Error> {
-        Fs::resolve(self, path)
-    }
-    fn list(&self, path: &[u8]) -> Result<Listing, Error> {
-        Fs::list(self, path)
-    }
-}
-
-impl Tree for TarIndex {
-    fn stat(&self, path: &[u8]) -> Result<Entry, Error> {
-        TarIndex::stat(self, path)
-    }
-    fn resolve(&self, path: &[u8]) -> Result<Kind, Error> {
-        TarIndex::stat(self, path).map(|e| e.kind)
-    }
-    fn list(&self, path: &[u8]) -> Result<Listing, Error> {
-        TarIndex::list(self, path)
-    }
-}
-
 fn ls(fs: &dyn Tree, path: &[u8], as_json: bool) -> Result<Option<Error>, Error> {
     // A folder (links on the way followed) lists its entries; anything else, even a
     // dangling symbolic link, is listed as itself.
@@ -189,67 +142,33 @@ fn ls(fs: &dyn Tree, path: &[u8], as_json: bool) -> Result<Option<Error>, Error>
     Ok(first)
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Io(format!("cannot {what} {}: {e}", path.display()))
-}
-
-/// Sets permission bits and modification time, best effort.
-fn set_meta(path: &Path, e: &Entry) {
-    if e.mode != 0 {
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(u32::from(e.mode) & 0o777));
-    }
-    if let Ok(f) = File::open(path) {
-        let t = if e.mtime >= 0 { UNIX_EPOCH + Duration::from_secs(e.mtime as u64) } else { UNIX_EPOCH };
-        let _ = f.set_modified(t);
-    }
-}
-
-/// Writes one file: created new (never overwriting, never through a symlink), streamed in
-/// pieces, all-zero pieces left as holes. A failed file is removed.
-fn write_file(fs: &Fs, src: &[u8], dest: &Path, e: &Entry) -> Result<u64, Error> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(dest)
-        .map_err(|err| if err.kind() == ErrorKind::AlreadyExists { Error::Io(format!("{} already exists; nothing was overwritten", dest.display())) } else { io_err("create", dest, err) })?;
-    let r = fs.read_file(src, &mut |at, piece| {
-        if piece.iter().all(|&b| b == 0) {
-            return Ok(());
-        }
-        file.write_all_at(piece, at).map_err(|err| io_err("write", dest, err))
-    });
-    let r = r.and_then(|size| file.set_len(size).map(|_| size).map_err(|err| io_err("write", dest, err)));
-    match r {
-        Ok(size) => {
-            drop(file);
-            set_meta(dest, e);
-            Ok(size)
-        }
-        Err(err) => {
-            let _ = std::fs::remove_file(dest);
-            Err(err)
-        }
-    }
-}
-
 fn get(fs: &Fs, path: &[u8], dest: &Path, label: &str) -> Result<Option<Error>, Error> {
     let started = Instant::now();
     match fs.resolve(path)? {
         Kind::File => {
             // A symbolic link is followed inside the filesystem: the target's mode and time.
             let entry = fs.stat_follow(path)?;
-            let md = std::fs::symlink_metadata(dest);
-            let dest = match md {
-                Ok(md) if md.is_dir() => dest.join(OsStr::from_bytes(&fs::safe_name(&entry.name))),
-                _ => dest.to_path_buf(),
-            };
-            let size = write_file(fs, path, &dest, &entry)?;
+            let dest = copy::file_destination(dest, &entry);
+            let size = copy::copy_file(fs, path, &dest, &entry)?;
             println!("{label}:{} → {}: {}, {:.1} s", fs::lossy(path), dest.display(), super::human(size), started.elapsed().as_secs_f64());
             Ok(None)
         }
-        Kind::Dir => tree(fs, path, dest, label, started),
+        Kind::Dir => {
+            let mut first: Option<Error> = None;
+            let c = copy::copy_tree(fs, path, dest, &mut |e| fail(e, &mut first))?;
+            if c.skipped > 0 {
+                eprintln!("qubes-rescue: skipped {} special files (devices, fifos, sockets)", c.skipped);
+            }
+            println!(
+                "{label}:{} → {}/: {} files, {}, {:.1} s",
+                fs::lossy(path),
+                dest.display(),
+                c.files,
+                super::human(c.bytes),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(first)
+        }
         Kind::Symlink | Kind::Other => Err(Error::unsupported(format!("{} is a special file (device, fifo or socket); it holds no data", fs::lossy(path)))),
     }
 }
@@ -257,87 +176,6 @@ fn get(fs: &Fs, path: &[u8], dest: &Path, label: &str) -> Result<Option<Error>, 
 fn fail(e: Error, first: &mut Option<Error>) {
     report(&e);
     first.get_or_insert(e);
-}
-
-/// Writes the folder `path`'s tree under `dest/` (created if missing; an existing `dest` must
-/// be a real folder). Only folders this run created are written into, so nothing lands
-/// outside `dest` even if names repeat in a damaged filesystem; symbolic links are created
-/// verbatim and never followed.
-fn tree(fs: &Fs, path: &[u8], dest: &Path, label: &str, started: Instant) -> Result<Option<Error>, Error> {
-    match std::fs::symlink_metadata(dest) {
-        Ok(md) if md.is_dir() => {}
-        Ok(_) => return Err(Error::Io(format!("{} exists and is not a folder", dest.display()))),
-        Err(e) if e.kind() == ErrorKind::NotFound => std::fs::create_dir_all(dest).map_err(|e| io_err("create", dest, e))?,
-        Err(e) => return Err(io_err("inspect", dest, e)),
-    }
-    let mut made: HashSet<Vec<Vec<u8>>> = HashSet::from([Vec::new()]);
-    let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
-    let (mut files, mut bytes, mut skipped) = (0u64, 0u64, 0u64);
-    let mut first: Option<Error> = None;
-    fs.walk(path, &mut |w| {
-        let e = w.entry;
-        if let Some(err) = &e.error {
-            fail(err.clone(), &mut first);
-            return Ok(false);
-        }
-        let Some((_, parent)) = w.rel.split_last() else { return Ok(false) };
-        if !made.contains(parent) {
-            return Ok(false); // its folder could not be created: already reported
-        }
-        let mut out = dest.to_path_buf();
-        for c in w.rel {
-            out.push(OsStr::from_bytes(&fs::safe_name(c)));
-        }
-        match e.kind {
-            Kind::Dir => match DirBuilder::new().mode(0o700).create(&out) {
-                Ok(()) => {
-                    made.insert(w.rel.to_vec());
-                    dirs.push((out, e.clone()));
-                    Ok(true)
-                }
-                Err(err) => {
-                    fail(io_err("create", &out, err), &mut first);
-                    Ok(false)
-                }
-            },
-            Kind::File => {
-                match write_file(fs, &e.path, &out, e) {
-                    Ok(n) => {
-                        files += 1;
-                        bytes += n;
-                    }
-                    Err(err) => fail(err, &mut first),
-                }
-                Ok(false)
-            }
-            Kind::Symlink => {
-                let target = e.target.as_deref().unwrap_or_default();
-                if let Err(err) = std::os::unix::fs::symlink(OsStr::from_bytes(target), &out) {
-                    fail(io_err("create the symbolic link", &out, err), &mut first);
-                }
-                Ok(false)
-            }
-            Kind::Other => {
-                skipped += 1;
-                Ok(false)
-            }
-        }
-    })?;
-    // Folder modes and times last (deepest first), so a read-only folder could be filled.
-    for (p, e) in dirs.iter().rev() {
-        set_meta(p, e);
-    }
-    if skipped > 0 {
-        eprintln!("qubes-rescue: skipped {skipped} special files (devices, fifos, sockets)");
-    }
-    println!(
-        "{label}:{} → {}/: {files} files, {}, {:.1} s",
-        fs::lossy(path),
-        dest.display(),
-        super::human(bytes),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(first)
 }
 
 /// dom0's home: indexed from its inner tar (entries only), then, for `get`, restored a second
@@ -350,7 +188,7 @@ fn home(backup: &Backup<File>, args: &Args, qube: &str, volume: Option<&str>, pa
     let homes: Vec<_> = files.iter().filter(|f| f.kind == FileKind::Home).collect();
     let mut index = TarIndex::new();
     for f in &homes {
-        let workers = restore::worker_count(backup, f, 8 << 30);
+        let workers = restore::worker_count(backup, f, restore::DEFAULT_MEMORY_BUDGET);
         restore::restore_file(backup, f, Target::Tree(Box::new(&mut index)), workers, &mut |_| {})?;
     }
     let shown = |e: Error| match e {
@@ -365,20 +203,12 @@ fn home(backup: &Backup<File>, args: &Args, qube: &str, volume: Option<&str>, pa
     let dest = args.out.as_deref().expect("checked");
     let mut get = match entry.kind {
         Kind::File => {
-            let dest = match std::fs::symlink_metadata(dest) {
-                Ok(md) if md.is_dir() => dest.join(OsStr::from_bytes(&fs::safe_name(&entry.name))),
-                _ => dest.to_path_buf(),
-            };
+            let dest = copy::file_destination(dest, &entry);
             let source = index.hard_link(&entry.path).map_or(entry.path.clone(), |t| t.to_vec());
-            HomeGet::new(&source, dest, false)
+            HomeCopy::new(&source, dest, false)?
         }
         Kind::Dir => {
-            match std::fs::symlink_metadata(dest) {
-                Ok(md) if md.is_dir() => {}
-                Ok(_) => return Err(Error::Io(format!("{} exists and is not a folder", dest.display()))),
-                Err(_) => std::fs::create_dir_all(dest).map_err(|e| io_err("create", dest, e))?,
-            }
-            HomeGet::new(&entry.path, dest.to_path_buf(), true)
+            HomeCopy::new(&entry.path, dest.to_path_buf(), true)?
         }
         Kind::Symlink => {
             return Err(Error::unsupported(format!(
@@ -390,14 +220,15 @@ fn home(backup: &Backup<File>, args: &Args, qube: &str, volume: Option<&str>, pa
         Kind::Other => return Err(Error::unsupported(format!("{} is a special file (device, fifo or socket)", fs::lossy(&entry.path)))),
     };
     for f in &homes {
-        let workers = restore::worker_count(backup, f, 8 << 30);
+        let workers = restore::worker_count(backup, f, restore::DEFAULT_MEMORY_BUDGET);
         restore::restore_file(backup, f, Target::Tree(Box::new(&mut get)), workers, &mut |_| {})?;
     }
-    get.close();
-    for (p, e) in get.dirs.iter().rev() {
-        set_meta(p, e);
+    get.finish();
+    let mut first: Option<Error> = None;
+    for e in std::mem::take(&mut get.errors) {
+        fail(e, &mut first);
     }
-    if !get.tree && get.files == 0 && get.first.is_none() {
+    if !get.tree && get.files == 0 && first.is_none() {
         return Err(Error::truncated(qube, format!("{} is listed but its data never came", fs::lossy(path))));
     }
     println!(
@@ -409,141 +240,6 @@ fn home(backup: &Backup<File>, args: &Args, qube: &str, volume: Option<&str>, pa
         super::human(get.bytes),
         started.elapsed().as_secs_f64()
     );
-    Ok(get.first)
+    Ok(first)
 }
 
-/// Writes the selected file, or the selected folder's tree, of dom0's home as the inner tar
-/// goes by: files created new (`O_EXCL|O_NOFOLLOW`), only in folders this run created,
-/// symbolic links verbatim, hard links only to files written in this run, holes kept.
-struct HomeGet {
-    /// `/home/user/x`: the file, or the folder whose tree goes under `dest`.
-    select: Vec<u8>,
-    dest: PathBuf,
-    tree: bool,
-    made: HashSet<Vec<u8>>,
-    written: std::collections::HashMap<Vec<u8>, PathBuf>,
-    cur: Option<(File, PathBuf, Entry)>,
-    dirs: Vec<(PathBuf, Entry)>,
-    files: u64,
-    bytes: u64,
-    first: Option<Error>,
-}
-
-impl HomeGet {
-    fn new(select: &[u8], dest: PathBuf, tree: bool) -> HomeGet {
-        HomeGet {
-            select: select.to_vec(),
-            dest,
-            tree,
-            made: HashSet::from([select.to_vec()]),
-            written: Default::default(),
-            cur: None,
-            dirs: Vec::new(),
-            files: 0,
-            bytes: 0,
-            first: None,
-        }
-    }
-
-    fn close(&mut self) {
-        if let Some((file, out, e)) = self.cur.take() {
-            match file.set_len(e.size) {
-                Ok(()) => {
-                    drop(file);
-                    set_meta(&out, &e);
-                    self.files += 1;
-                }
-                Err(err) => fail(io_err("write", &out, err), &mut self.first),
-            }
-        }
-    }
-
-    /// Where `path` goes, if it is selected and its folder was created.
-    fn target(&self, path: &[u8]) -> Option<PathBuf> {
-        if !self.tree {
-            return (path == self.select.as_slice()).then(|| self.dest.clone());
-        }
-        let rel = if self.select == b"/" { path.strip_prefix(b"/")? } else { path.strip_prefix(self.select.as_slice())?.strip_prefix(b"/")? };
-        let parent = &path[..path.len() - rel.rsplit(|&b| b == b'/').next().unwrap_or_default().len() - 1];
-        let parent = if parent.is_empty() { b"/".as_slice() } else { parent };
-        if !self.made.contains(parent) {
-            return None;
-        }
-        let mut out = self.dest.clone();
-        for c in rel.split(|&b| b == b'/') {
-            out.push(OsStr::from_bytes(&fs::safe_name(c)));
-        }
-        Some(out)
-    }
-}
-
-impl Visitor for HomeGet {
-    fn entry(&mut self, t: &inner_tar::Entry) -> qubes_rescue::Result<()> {
-        self.close();
-        let Some(path) = TarIndex::path_of(&t.path) else { return Ok(()) };
-        let Some(out) = self.target(&path) else { return Ok(()) };
-        let mut index = TarIndex::new();
-        index.add(t);
-        let Ok(e) = index.stat(&path) else { return Ok(()) };
-        match t.kind {
-            inner_tar::Kind::Dir => match DirBuilder::new().mode(0o700).create(&out) {
-                Ok(()) => {
-                    self.made.insert(path);
-                    self.dirs.push((out, e));
-                }
-                Err(err) => fail(io_err("create", &out, err), &mut self.first),
-            },
-            inner_tar::Kind::File => {
-                let opened = OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).mode(0o600).open(&out);
-                match opened {
-                    Ok(f) => {
-                        self.written.insert(path, out.clone());
-                        self.cur = Some((f, out, e));
-                    }
-                    Err(err) => fail(io_err("create", &out, err), &mut self.first),
-                }
-            }
-            inner_tar::Kind::Symlink => {
-                if let Err(err) = std::os::unix::fs::symlink(OsStr::from_bytes(&t.link), &out) {
-                    fail(io_err("create the symbolic link", &out, err), &mut self.first);
-                }
-            }
-            inner_tar::Kind::HardLink => {
-                let linked = TarIndex::path_of(&t.link).and_then(|l| self.written.get(&l).cloned());
-                match linked {
-                    Some(src) => match std::fs::hard_link(&src, &out) {
-                        Ok(()) => self.files += 1,
-                        Err(err) => fail(io_err("create the hard link", &out, err), &mut self.first),
-                    },
-                    None => fail(
-                        Error::NotFound { what: format!("{} (a hard link to {}, which is outside what was asked for: get it by that name)", fs::lossy(&path), fs::lossy(&t.link)) },
-                        &mut self.first,
-                    ),
-                }
-            }
-            inner_tar::Kind::Other(_) => {}
-        }
-        Ok(())
-    }
-
-    fn data(&mut self, offset: u64, bytes: &[u8]) -> qubes_rescue::Result<()> {
-        if let Some((file, out, _)) = &self.cur {
-            if !bytes.iter().all(|&b| b == 0) {
-                if let Err(err) = file.write_all_at(bytes, offset) {
-                    let err = io_err("write", out, err);
-                    let _ = std::fs::remove_file(out);
-                    self.cur = None;
-                    fail(err, &mut self.first);
-                    return Ok(());
-                }
-            }
-            self.bytes += bytes.len() as u64;
-        }
-        Ok(())
-    }
-
-    fn end_entry(&mut self) -> qubes_rescue::Result<()> {
-        self.close();
-        Ok(())
-    }
-}

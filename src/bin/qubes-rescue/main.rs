@@ -1,112 +1,20 @@
 //! The `qubes-rescue` command: thin argument parsing, passphrase input, progress and
 //! exit codes around the library. Everything else is the core.
 
-use qubes_rescue::container::Limits;
+use qubes_rescue::format::container::Limits;
 use qubes_rescue::error::Error;
 use qubes_rescue::restore::{self, Backup, FileKind, StoredFile, Target};
-use qubes_rescue::sink::{HomeTree, SparseFile};
+use qubes_rescue::output::sink::{HomeTree, SparseFile};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 mod browse;
+mod cli;
 mod salvage;
 
-const USAGE: &str = "\
-usage: qubes-rescue list    BACKUP [--json]
-       qubes-rescue verify  BACKUP [QUBE...]
-       qubes-rescue extract BACKUP [QUBE...] -o DIR [--keep-partial] [--salvage]
-       qubes-rescue ls      BACKUP QUBE[/VOLUME] [PATH] [--json] [--partition N]
-       qubes-rescue get     BACKUP QUBE[/VOLUME] PATH -o DEST [--partition N]
-
-Restores Qubes OS backups (format 4, Qubes R4.0-R4.3) without Qubes.
-
-options:
-  --passphrase-file FILE  read the passphrase from the first line of FILE (- = stdin);
-                          else $QUBES_RESCUE_PASSPHRASE; else it is asked for
-  --max-kdf-memory MIB    refuse scrypt parameters needing more memory (default 4096)
-  --workers N             chunks decrypted in parallel (default: CPUs, within memory)
-  --keep-partial          keep a failed volume as <name>.partial instead of removing it
-  --salvage               restore what can be restored from a damaged volume, as
-                          <name>.salvaged with the lost byte ranges in <name>.salvage.json
-  --json                  list as JSON
-  --partition N           ls/get: browse partition N of a disk image (default: its Linux ext4 one)
-
-exit codes: 0 ok, 1 I/O, 2 usage, 3 not-found, 10 wrong-passphrase, 11 tampered, 12 truncated,
-            13 unsupported, 14 not-a-backup, 15 unsafe-params, 16 unsafe-path";
-
-struct Args {
-    command: String,
-    backup: PathBuf,
-    qubes: Vec<String>,
-    out: Option<PathBuf>,
-    json: bool,
-    keep_partial: bool,
-    salvage: bool,
-    passphrase_file: Option<String>,
-    max_kdf_memory: u64,
-    workers: Option<usize>,
-    partition: Option<u32>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    // Arguments are text: a non-UTF-8 one is a usage error, never a panic.
-    let raw = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string().map_err(|a| format!("argument {a:?} is not valid UTF-8 (to reach such a file, get its folder)")))
-        .collect::<Result<Vec<String>, String>>()?;
-    let mut it = raw.into_iter();
-    let mut positional = Vec::new();
-    let mut args = Args {
-        command: String::new(),
-        backup: PathBuf::new(),
-        qubes: Vec::new(),
-        out: None,
-        json: false,
-        keep_partial: false,
-        salvage: false,
-        passphrase_file: None,
-        max_kdf_memory: Limits::default().max_kdf_memory,
-        workers: None,
-        partition: None,
-    };
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "--version" => {
-                println!("qubes-rescue {}", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
-            "-o" | "--output" => args.out = Some(PathBuf::from(value(&a)?)),
-            "--json" => args.json = true,
-            "--keep-partial" => args.keep_partial = true,
-            "--salvage" => args.salvage = true,
-            "--passphrase-file" => args.passphrase_file = Some(value(&a)?),
-            "--max-kdf-memory" => {
-                let mib: u64 = value(&a)?.parse().map_err(|_| "--max-kdf-memory takes MiB".to_string())?;
-                args.max_kdf_memory = mib << 20;
-            }
-            "--partition" => args.partition = Some(value(&a)?.parse().map_err(|_| "--partition takes a number".to_string())?),
-            "--workers" => args.workers = Some(value(&a)?.parse().map_err(|_| "--workers takes a number".to_string())?),
-            s if s.starts_with('-') && s != "-" => return Err(format!("unknown option {s}")),
-            _ => positional.push(a),
-        }
-    }
-    let mut positional = positional.into_iter();
-    args.command = positional.next().ok_or("no command given")?;
-    args.backup = positional.next().map(PathBuf::from).ok_or("no BACKUP file given")?;
-    args.qubes = positional.collect();
-    match args.command.as_str() {
-        "list" if !args.qubes.is_empty() => Err("list takes no qube names".into()),
-        "list" | "verify" => Ok(args),
-        "extract" if args.out.is_none() => Err("extract needs -o DIR".into()),
-        "extract" => Ok(args),
-        "ls" | "get" => browse::check(&args).map(|_| args),
-        other => Err(format!("unknown command {other}")),
-    }
-}
+use cli::Args;
 
 fn read_passphrase(args: &Args) -> Result<Vec<u8>, Error> {
     let text = if let Some(file) = &args.passphrase_file {
@@ -167,14 +75,6 @@ fn list(backup: &Backup<std::fs::File>, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// A file name from the backup used as an output name: one plain component.
-fn safe_component(name: &str) -> Result<&str, Error> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) || name.chars().any(|c| c.is_control()) {
-        return Err(Error::unsafe_path(name, "a stored file name must be one plain component"));
-    }
-    Ok(name)
-}
-
 struct Ctx<'a> {
     backup: &'a Backup<std::fs::File>,
     args: &'a Args,
@@ -209,10 +109,10 @@ impl Ctx<'_> {
             (None, _) => restore::restore_file(self.backup, file, Target::Verify, workers, &mut progress),
             (Some(dir), FileKind::Home) => self.tree(file, &dir.join("home"), workers, &mut progress),
             (Some(dir), FileKind::Volume) if self.args.salvage => {
-                salvage::volume(self.backup, file, &dir.join(safe_component(&file.name)?), &label, workers, self.args.keep_partial, &mut progress)
+                salvage::volume(self.backup, file, &dir.join(qubes_rescue::output::names::safe_component(&file.name)?), &label, workers, self.args.keep_partial, &mut progress)
             }
             (Some(dir), _) => {
-                let path = dir.join(safe_component(&file.name)?);
+                let path = dir.join(qubes_rescue::output::names::safe_component(&file.name)?);
                 let mut sink = SparseFile::create(&path)?;
                 match restore::restore_file(self.backup, file, Target::Volume(Box::new(&mut sink)), workers, &mut progress) {
                     Ok(r) if r.tree => {
@@ -261,7 +161,7 @@ impl Ctx<'_> {
         let files = files.inspect_err(report)?;
         let dir = match &self.args.out {
             Some(out) => {
-                let dir = out.join(safe_component(name).inspect_err(report)?);
+                let dir = out.join(qubes_rescue::output::names::safe_component(name).inspect_err(report)?);
                 std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("creating {}: {e}", dir.display()))).inspect_err(report)?;
                 Some(dir)
             }
@@ -320,7 +220,7 @@ fn run(args: &Args) -> u8 {
     if let Some(e) = names.iter().find_map(|n| backup.qube(n).err()) {
         return fail(e);
     }
-    let ctx = Ctx { backup: &backup, args, memory_budget: 8 << 30 };
+    let ctx = Ctx { backup: &backup, args, memory_budget: restore::DEFAULT_MEMORY_BUDGET };
     let mut code = 0;
     for name in &names {
         if let Err(e) = ctx.qube(name) {
@@ -333,15 +233,5 @@ fn run(args: &Args) -> u8 {
 }
 
 fn main() -> ExitCode {
-    match parse_args() {
-        Ok(args) => ExitCode::from(run(&args)),
-        Err(msg) if msg.is_empty() => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(msg) => {
-            eprintln!("qubes-rescue: {msg}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    ExitCode::from(run(&cli::parse()))
 }

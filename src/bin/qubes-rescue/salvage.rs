@@ -4,7 +4,7 @@
 
 use qubes_rescue::error::Error;
 use qubes_rescue::restore::{self, Backup, FileReport, Progress, StoredFile, Target};
-use qubes_rescue::sink::SparseFile;
+use qubes_rescue::output::sink::SparseFile;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -19,12 +19,6 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::Io(format!("cannot {what} {}: {e}", path.display()))
 }
 
-/// The report: `{"lost": [[start, end], …]}`, image byte offsets, end exclusive.
-pub fn report_json(lost: &[(u64, u64)]) -> String {
-    let ranges: Vec<[u64; 2]> = lost.iter().map(|&(a, b)| [a, b]).collect();
-    serde_json::json!({ "lost": ranges }).to_string() + "\n"
-}
-
 /// Restores `file` into `path` in salvage mode. Clean: committed under `path`, Ok. Damaged:
 /// `<path>.salvaged` and `<path>.salvage.json` are written (unless nothing could be placed), a
 /// line saying so is printed, and the damage is returned (its class is the exit code).
@@ -37,8 +31,8 @@ pub fn volume(
     keep_partial: bool,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<FileReport, Error> {
-    let salvaged = with_suffix(path, ".salvaged");
-    let json = with_suffix(path, ".salvage.json");
+    let (salvaged, json) = restore::plan::salvage_names("");
+    let (salvaged, json) = (with_suffix(path, &salvaged), with_suffix(path, &json));
     for p in [&salvaged, &json] {
         if std::fs::symlink_metadata(p).is_ok() {
             return Err(Error::Io(format!("{} already exists; choose another output folder or remove it first", p.display())));
@@ -72,7 +66,7 @@ pub fn volume(
     std::fs::hard_link(&partial, &salvaged).map_err(|e| io("create", &salvaged, e))?;
     std::fs::remove_file(&partial).map_err(|e| io("remove", &partial, e))?;
     let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(&json).map_err(|e| io("create", &json, e))?;
-    out.write_all(report_json(&s.lost).as_bytes()).map_err(|e| io("write", &json, e))?;
+    out.write_all(restore::plan::salvage_report_json(&s.lost).as_bytes()).map_err(|e| io("write", &json, e))?;
     let lost: u64 = s.lost.iter().map(|(a, b)| b - a).sum();
     println!(
         "{label}: SALVAGED, not a clean restore: {} of its {}-byte image lost in {} range(s), left as zeros; see {} and {}",

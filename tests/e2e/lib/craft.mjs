@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listOuterMembers } from './common.mjs';
 
 export function ustarHeader(name, size, type = '0', mode = 0o644) {
   const h = Buffer.alloc(512);
@@ -48,4 +49,44 @@ export function scryptEnc(plain, passphrase, dir) {
 /** One outer member as Qubes appends it: its own little tar archive. */
 export function outerMember(name, data) {
   return makeTar([{ name, data }]);
+}
+
+/** scrypt-decrypt a container with the scrypt CLI (the inverse of scryptEnc, any parameters). */
+export function scryptDec(enc, passphrase, dir) {
+  const inp = join(dir, 'cipher.enc'), out = join(dir, 'cipher.plain');
+  writeFileSync(inp, enc);
+  const r = spawnSync('scrypt', ['dec', '--passphrase', 'env:QR_CRAFT_PASS', inp, out],
+    { env: { ...process.env, QR_CRAFT_PASS: passphrase }, encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error(`scrypt dec failed: ${r.error || r.stderr}`);
+  return readFileSync(out);
+}
+
+/**
+ * A copy of a backup's bytes with its outer members edited. `edit` gets the members in file order,
+ * [{ name, data }] (data: the member's bytes), and returns the list to write (edited in place, or a
+ * new list: members may be renamed, given other data, reordered, dropped or added). A member whose
+ * object is returned unchanged keeps its original bytes (its pax header, ustar header and padding);
+ * any other is written as its own little ustar archive, the way Qubes appends each member.
+ * Reads the whole file: meant for the small fixtures.
+ */
+export function rebuildBackup(path, edit) {
+  const whole = readFileSync(path);
+  const members = listOuterMembers(path);
+  let prevEnd = 0;
+  const entries = members.map((m) => {
+    const end = m.dataOffset + Math.ceil(m.size / 512) * 512;
+    const e = { name: m.name, data: whole.subarray(m.dataOffset, m.dataOffset + m.size) };
+    Object.defineProperty(e, 'original', { value: { name: e.name, data: e.data, bytes: whole.subarray(prevEnd, end) } });
+    prevEnd = end;
+    return e;
+  });
+  const tail = whole.subarray(prevEnd);
+  const out = [];
+  for (const e of edit(entries)) {
+    const o = e.original;
+    if (o && o.name === e.name && o.data === e.data) out.push(o.bytes);
+    else out.push(Buffer.alloc(1024), outerMember(e.name, e.data));
+  }
+  out.push(tail.length ? tail : Buffer.alloc(1024));
+  return Buffer.concat(out);
 }

@@ -118,7 +118,7 @@ pub fn parse(xml: &[u8]) -> Result<Vec<Qube>> {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = include_str!("../tests/fixtures/qubes-r4-sample.xml");
+    const SAMPLE: &str = include_str!("../../tests/fixtures/qubes-r4-sample.xml");
 
     #[test]
     fn every_included_domain_of_the_qubes_sample_parses() {

@@ -3,17 +3,19 @@
 //! - The coordinator worker opens the backup through a [`ReadAt`] over a JS `Blob`/`File`
 //!   (`File.slice` + `FileReaderSync`, synchronous in workers), lists qubes and files, and runs
 //!   one [`FileRestore`] per recovered file ([`Restorer`]), whose sink calls back into JS.
-//! - Chunk workers call [`derive_keys`] (KDF + header MAC) and, when WebCrypto is unusable,
-//!   [`verify`] and [`apply_keystream`].
+//! - Chunk workers open chunks through [`ChunkOpener`] (KDF, header MAC, whole-file MAC,
+//!   decryption; the passphrase reaches each worker once).
+//! - [`BackupHandle::plan_json`] decides what a restore does (files, names, worker plan,
+//!   report order); the page's JS only follows it.
 //!
 //! Every error reaches JS as an object `{class, message}`: `class` is [`Error::class`], and
 //! `message` the core's one-sentence `Display`.
 
-use crate::container::{self, Header, Keys, Limits};
+use crate::format::container::Limits;
 use crate::error::{Error, Result};
 use crate::read_at::ReadAt;
-use crate::restore::{Backup, FileKind, FileReport, FileRestore, StoredFile, Target};
-use crate::sink::VolumeSink;
+use crate::restore::{Backup, FileKind, FileReport, FileRestore, StoredFile, Target, WorkerPlan};
+use crate::output::sink::VolumeSink;
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde_json::json;
 use std::cell::RefCell;
@@ -21,9 +23,11 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Blob, FileReaderSync};
 
 mod browse;
+mod chunk;
 pub use browse::{Browser, FileStream, ZipStream};
+pub use chunk::{ChunkKeys, ChunkOpener};
 
-fn to_js(e: Error) -> JsValue {
+pub(crate) fn to_js(e: Error) -> JsValue {
     let o = Object::new();
     let _ = Reflect::set(&o, &"class".into(), &e.class().into());
     let _ = Reflect::set(&o, &"message".into(), &e.to_string().into());
@@ -39,19 +43,20 @@ fn js_io(what: &str, e: JsValue) -> Error {
         .or_else(|| e.as_string())
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| if name.is_empty() { "no details".into() } else { name.clone() });
+    let what = if what.is_empty() { String::new() } else { format!("{what}: ") };
     match name.as_str() {
         // The page's sinks throw this with a whole sentence (what did not fit, what to do).
         "QuotaExceededError" if detail.contains(';') => Error::Io(detail),
-        "QuotaExceededError" => Error::Io(format!("{what}: the browser ran out of storage space ({detail}); free disk space, or restore fewer qubes at once")),
+        "QuotaExceededError" => Error::Io(format!("{what}the browser ran out of storage space ({detail}); free disk space, or restore fewer qubes at once")),
         "NotReadableError" | "NotFoundError" => Error::Io(format!(
-            "{what}: the backup file could not be read ({detail}); it may have been moved, changed or unplugged: pick it again"
+            "{what}the backup file could not be read ({detail}); it may have been moved, changed or unplugged: pick it again"
         )),
-        _ => Error::Io(format!("{what}: {detail}")),
+        _ => Error::Io(format!("{what}{detail}")),
     }
 }
 
 /// The page's KDF cap: `max_kdf_memory` bytes (a wasm32 instance tops out at 4 GiB).
-fn limits(max_kdf_memory: f64) -> Limits {
+pub(crate) fn limits(max_kdf_memory: f64) -> Limits {
     let mut l = Limits::default();
     if max_kdf_memory.is_finite() && max_kdf_memory > 0.0 {
         l.max_kdf_memory = max_kdf_memory as u64;
@@ -59,14 +64,23 @@ fn limits(max_kdf_memory: f64) -> Limits {
     l
 }
 
-fn keys_from(bytes: &[u8]) -> Result<Keys> {
-    if bytes.len() != 64 {
-        return Err(Error::Io(format!("internal: keys are 64 bytes, got {}", bytes.len())));
-    }
-    let mut k = Keys { enc: [0; 32], hmac: [0; 32] };
-    k.enc.copy_from_slice(&bytes[..32]);
-    k.hmac.copy_from_slice(&bytes[32..]);
-    Ok(k)
+/// The `{class, message}` of an exception thrown by the page's own JS (a read that failed, a
+/// full disk): the same sentences as when the core meets it.
+#[wasm_bindgen]
+pub fn page_error(name: &str, message: &str, context: &str) -> JsValue {
+    let e = Object::new();
+    let _ = Reflect::set(&e, &"name".into(), &name.into());
+    let _ = Reflect::set(&e, &"message".into(), &message.into());
+    to_js(js_io(context, e.into()))
+}
+
+/// The sentence for a trap of a wasm instance (the core cannot be called after it, so the page
+/// takes it once at start): `{detail}` and `{context}` are filled in by the page.
+#[wasm_bindgen]
+pub fn trap_sentence() -> String {
+    "the restorer stopped on an internal error ({detail}) while {context}; the browser may have run out of memory: \
+     close other tabs and try again, or restore fewer qubes at once"
+        .into()
 }
 
 // ------------------------------------------------------------------------------------- input
@@ -201,6 +215,11 @@ impl BackupHandle {
         Ok(BackupHandle { backup })
     }
 
+    /// The passphrase, to hand to each chunk worker once ([`ChunkOpener::new`]).
+    pub fn worker_secret(&self) -> Vec<u8> {
+        self.backup.passphrase().to_vec()
+    }
+
     /// The qubes as JSON: `[{name, class, label, label_color, template, backup_path, size, volumes}]`.
     pub fn qubes_json(&self) -> String {
         serde_json::to_string(self.backup.qubes()).unwrap_or_else(|_| "[]".into())
@@ -211,33 +230,59 @@ impl BackupHandle {
         self.backup.compression().name().to_string()
     }
 
-    /// A qube's stored files as JSON: `[{path, name, kind: "volume"|"small"|"home",
-    /// chunks: [{name, offset, size, pass: [bytes]}]}]`; `pass` is the chunk's scrypt passphrase.
-    /// `salvage`: chunk sequences with gaps are listed too (the missing chunks are lost).
-    pub fn files_json(&self, qube: &str, salvage: bool) -> Result<String, JsValue> {
-        let files = if salvage { self.backup.salvage_files(qube) } else { self.backup.files(qube) };
-        let files = files.map_err(to_js)?;
-        let list: Vec<_> = files
-            .iter()
-            .map(|f| {
-                let chunks: Vec<_> = f
-                    .chunks
-                    .iter()
-                    .map(|c| json!({ "name": c.name, "offset": c.offset, "size": c.size, "pass": self.backup.chunk_passphrase(c) }))
-                    .collect();
-                json!({ "path": f.path, "name": f.name, "kind": kind_name(f.kind), "chunks": chunks })
-            })
-            .collect();
-        Ok(serde_json::Value::Array(list).to_string())
+    /// The backup's id, from the authenticated header: chunk workers derive each chunk's
+    /// passphrase from it ([`ChunkOpener::new`]).
+    pub fn backup_id(&self) -> String {
+        self.backup.header().backup_id.clone()
     }
 
-    /// What qubes.xml promises for `qube` but the backup lacks (a volume, or every file), as JSON
-    /// `[{class, message}]`: each is a `truncated` error to report after the qube's other files.
-    pub fn missing_json(&self, qube: &str) -> Result<String, JsValue> {
-        let files = self.backup.files(qube).map_err(to_js)?;
-        let missing = self.backup.missing(qube, &files).map_err(to_js)?;
-        let list: Vec<_> = missing.iter().map(|e| json!({ "class": e.class(), "message": e.to_string() })).collect();
-        Ok(serde_json::Value::Array(list).to_string())
+    /// What restoring `qubes` (a JSON array of names) does, as JSON:
+    /// `{workers, window, kdf_memory, qubes: [{qube, listing: {class, message} | null,
+    /// missing: [{class, message}], files: [{path, name, kind, download, placeholder,
+    /// chunks: [{name, offset, size}]}]}]}`. Files are restored in this order; a qube's
+    /// `listing` failure (then no files) and `missing` ones are reported after its files.
+    /// `pool`: chunk workers the page can run; `memory_budget`: bytes their KDFs may use at once.
+    pub fn plan_json(&self, qubes: &str, salvage: bool, pool: u32, memory_budget: f64) -> Result<String, JsValue> {
+        let names: Vec<String> =
+            serde_json::from_str(qubes).map_err(|e| to_js(Error::Io(format!("internal: qube list: {e}"))))?;
+        let plan = self.backup.plan(&names, salvage);
+        let first = plan.iter().flat_map(|q| &q.files).map(|f| &f.file).find(|f| !f.chunks.is_empty());
+        let budget = if memory_budget.is_finite() && memory_budget > 0.0 { memory_budget as u64 } else { crate::restore::DEFAULT_MEMORY_BUDGET };
+        let workers = match first {
+            Some(f) => self.backup.worker_plan(f, pool as usize, budget),
+            None => WorkerPlan::new(0, 0, pool as usize, budget),
+        };
+        let err = |e: &Error| json!({ "class": e.class(), "message": e.to_string() });
+        let qubes: Vec<_> = plan
+            .iter()
+            .map(|q| {
+                let files: Vec<_> = q
+                    .files
+                    .iter()
+                    .map(|p| {
+                        let f = &p.file;
+                        let chunks: Vec<_> = f.chunks.iter().map(|c| json!({ "name": c.name, "offset": c.offset, "size": c.size })).collect();
+                        json!({ "path": f.path, "name": f.name, "kind": kind_name(f.kind), "download": p.download,
+                                "placeholder": p.placeholder, "chunks": chunks })
+                    })
+                    .collect();
+                json!({ "qube": q.qube, "files": files, "listing": q.listing.as_ref().map(err),
+                        "missing": q.missing.iter().map(err).collect::<Vec<_>>() })
+            })
+            .collect();
+        Ok(json!({ "workers": workers.workers, "window": workers.window, "kdf_memory": workers.kdf_memory, "qubes": qubes }).to_string())
+    }
+
+    /// The names a salvaged download and its report are saved under, and the report itself:
+    /// `{image, report, json}` (see `restore::plan::salvage_report_json`).
+    pub fn salvage_outputs(download: &str, lost: &[f64]) -> JsValue {
+        let ranges: Vec<(u64, u64)> = lost.chunks_exact(2).map(|r| (r[0] as u64, r[1] as u64)).collect();
+        let (image, report) = crate::restore::plan::salvage_names(download);
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"image".into(), &image.into());
+        let _ = Reflect::set(&o, &"report".into(), &report.into());
+        let _ = Reflect::set(&o, &"json".into(), &crate::restore::plan::salvage_report_json(&ranges).into());
+        o.into()
     }
 
     /// Starts restoring the file `path` of `qube`. `verify_only`: decode and check, keep nothing;
@@ -342,32 +387,4 @@ impl Restorer {
         let r = self.inner.take().ok_or_else(|| to_js(Error::Io("internal: finish twice".into())))?;
         r.finish().map(report).map_err(to_js)
     }
-}
-
-// ------------------------------------------------------------------------------------- chunks
-
-/// Parses a chunk's header (its first 128 bytes, or all of it if shorter), checks the scrypt
-/// parameters against `max_kdf_memory`, runs the KDF and checks the header MAC.
-/// Returns the 64 key bytes (AES key, then HMAC key).
-#[wasm_bindgen]
-pub fn derive_keys(member: &str, passphrase: &[u8], header: &[u8], max_kdf_memory: f64) -> Result<Vec<u8>, JsValue> {
-    let parsed = Header::parse(member, header).map_err(to_js)?;
-    let keys = container::derive_keys(member, passphrase, &parsed, &limits(max_kdf_memory)).map_err(to_js)?;
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&keys.enc);
-    out.extend_from_slice(&keys.hmac);
-    Ok(out)
-}
-
-/// Checks the whole-container MAC (`bytes` is the complete `.enc` member).
-#[wasm_bindgen]
-pub fn verify(member: &str, keys: &[u8], bytes: &[u8]) -> Result<(), JsValue> {
-    container::verify(member, &keys_from(keys).map_err(to_js)?, bytes).map_err(to_js)
-}
-
-/// AES-256-CTR from counter 0, in place (`data` is the ciphertext between header and MAC).
-#[wasm_bindgen]
-pub fn apply_keystream(keys: &[u8], data: &mut [u8]) -> Result<(), JsValue> {
-    container::apply_keystream(&keys_from(keys).map_err(to_js)?, data);
-    Ok(())
 }

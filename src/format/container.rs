@@ -10,6 +10,7 @@
 //! wrong passphrase, and the whole-file MAC is verified before decryption starts.
 
 use crate::error::{Error, Result};
+use crate::kdf;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -26,17 +27,23 @@ const MAGIC: &[u8; 6] = b"scrypt";
 /// Resource limits for the KDF, checked before anything is allocated.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Most memory one KDF may use (128·r·N bytes).
+    /// Memory one KDF lane may use for its V table. Beyond it the KDF does not refuse: it
+    /// keeps every k-th block and recomputes the others (`kdf::plan`), exact but slower.
     pub max_kdf_memory: u64,
-    /// Most scrypt work one KDF may ask for, as N·r·p (a guard against absurd p: memory
-    /// stays small but the KDF would run for days). Qubes' defaults reach about 2^25.
+    /// Most scrypt work one KDF may ask for: N·r·p times the slowdown of the memory trade-off.
+    /// Memory no longer bounds what opens, so this is what refuses absurd parameters (a KDF
+    /// that would run for hours). `scrypt enc` sizes its work to take about 5 s: about 2^25 on
+    /// a 64 GiB machine; 2^30 is 32 times that (about 6 minutes here).
     pub max_kdf_work: u64,
+    /// Threads one KDF may run its `p` lanes on (natively; the page spreads lanes itself).
+    pub lane_threads: usize,
 }
 
 impl Default for Limits {
-    /// 4 GiB natively: N=2^21, r=8 (2 GiB) is what `scrypt enc` picks on a 16 GiB+ dom0.
+    /// 4 GiB natively: N=2^22, r=8 (what `scrypt enc` picks on a 32 GiB+ dom0) runs without
+    /// recomputation.
     fn default() -> Limits {
-        Limits { max_kdf_memory: 4 << 30, max_kdf_work: 1 << 33 }
+        Limits { max_kdf_memory: 4 << 30, max_kdf_work: 1 << 30, lane_threads: 1 }
     }
 }
 
@@ -85,25 +92,31 @@ impl Header {
         Ok(header)
     }
 
-    /// Refuses parameters `scrypt dec` would refuse, and any beyond `limits`.
-    pub fn check(&self, member: &str, limits: &Limits) -> Result<()> {
-        let unsafe_params = || Error::UnsafeParams {
+    /// How one lane of this KDF runs within `limits` (its memory and slowdown).
+    pub fn kdf_plan(&self, limits: &Limits) -> Option<kdf::Plan> {
+        kdf::plan(self.log_n, self.r, limits.max_kdf_memory).ok()
+    }
+
+    /// Refuses parameters `scrypt dec` would refuse, and any whose work (with the memory
+    /// trade-off's slowdown) is beyond `limits`. Nothing is allocated.
+    pub fn check(&self, member: &str, limits: &Limits) -> Result<kdf::Params> {
+        let work = (1u64 << self.log_n.min(63)).saturating_mul(self.r as u64).saturating_mul(self.p as u64);
+        let unsafe_params = |work: u64| Error::UnsafeParams {
             member: member.to_string(),
             log_n: self.log_n,
             r: self.r,
             p: self.p,
-            memory: self.kdf_memory(),
-            cap: limits.max_kdf_memory,
+            work,
+            cap: limits.max_kdf_work,
         };
         // scrypt's own checkparams(): 1 <= logN <= 63, r != 0, p != 0, r·p < 2^30.
-        if self.log_n == 0 || self.log_n > 63 || self.r == 0 || self.p == 0 || (self.r as u64) * (self.p as u64) >= 1 << 30 {
-            return Err(unsafe_params());
+        let params = kdf::Params::new(self.log_n, self.r, self.p).map_err(|_| unsafe_params(work))?;
+        let plan = self.kdf_plan(limits).ok_or_else(|| unsafe_params(work))?;
+        let effective = (work as f64 * plan.relative_cost).min(u64::MAX as f64) as u64;
+        if effective > limits.max_kdf_work {
+            return Err(unsafe_params(effective));
         }
-        let work = (1u64 << self.log_n).saturating_mul(self.r as u64).saturating_mul(self.p as u64);
-        if self.kdf_memory() > limits.max_kdf_memory || work > limits.max_kdf_work {
-            return Err(unsafe_params());
-        }
-        Ok(())
+        Ok(params)
     }
 }
 
@@ -117,22 +130,17 @@ pub struct Keys {
 /// Runs the KDF after checking the parameters, and verifies the header MAC:
 /// a mismatch is `WrongPassphrase` (or a passphrase bound to another path/backup).
 pub fn derive_keys(member: &str, passphrase: &[u8], header: &Header, limits: &Limits) -> Result<Keys> {
-    header.check(member, limits)?;
-    let params = scrypt::Params::new(header.log_n, header.r, header.p)
-        .map_err(|_| Error::UnsafeParams {
-            member: member.to_string(),
-            log_n: header.log_n,
-            r: header.r,
-            p: header.p,
-            memory: header.kdf_memory(),
-            cap: limits.max_kdf_memory,
-        })?;
+    let params = header.check(member, limits)?;
     let mut dk = [0u8; 64];
-    scrypt::scrypt(passphrase, &header.salt, &params, &mut dk)
-        .map_err(|_| Error::unsupported(format!("{member}: scrypt output length")))?;
-    let mut keys = Keys { enc: [0; 32], hmac: [0; 32] };
-    keys.enc.copy_from_slice(&dk[..32]);
-    keys.hmac.copy_from_slice(&dk[32..]);
+    kdf::scrypt(passphrase, &header.salt, &params, limits.max_kdf_memory, limits.lane_threads, &mut dk).map_err(|e| match e {
+        kdf::KdfError::OutOfMemory { bytes } => Error::Io(format!(
+            "{member}: the KDF could not get {} MiB of memory; close other programs, or lower the KDF memory (it then recomputes, slower)",
+            bytes >> 20
+        )),
+        other => Error::unsupported(format!("{member}: scrypt ({other})")),
+    })?;
+    let keys = Keys { enc: dk[..32].try_into().expect("32 bytes"), hmac: dk[32..].try_into().expect("32 bytes") };
+    dk.fill(0);
     let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
     mac.update(&header.raw[..64]);
     if mac.verify_slice(&header.raw[64..96]).is_err() {
@@ -152,6 +160,16 @@ pub fn verify(member: &str, keys: &Keys, bytes: &[u8]) -> Result<()> {
     mac.verify_slice(tag).map_err(|_| Error::tampered(member, "scrypt file MAC"))
 }
 
+/// Compares a whole-file MAC computed elsewhere (the page's WebCrypto) with the one stored in
+/// the container, in constant time: the same verdict as [`verify`].
+pub fn check_mac(member: &str, computed: &[u8], stored: &[u8]) -> Result<()> {
+    let differ = computed.iter().zip(stored).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if computed.len() != MAC_LEN || stored.len() != MAC_LEN || differ != 0 {
+        return Err(Error::tampered(member, "scrypt file MAC"));
+    }
+    Ok(())
+}
+
 /// AES-256-CTR from counter 0, in place.
 pub fn apply_keystream(keys: &Keys, data: &mut [u8]) {
     let mut cipher = Aes256Ctr::new(&keys.enc.into(), &[0u8; 16].into());
@@ -160,14 +178,20 @@ pub fn apply_keystream(keys: &Keys, data: &mut [u8]) {
 
 /// Opens a complete container: header, KDF, header MAC, whole-file MAC, then decryption.
 /// Takes the buffer by value so the plaintext reuses it and no unverified plaintext exists.
-pub fn open(member: &str, passphrase: &[u8], mut bytes: Vec<u8>, limits: &Limits) -> Result<Vec<u8>> {
+pub fn open(member: &str, passphrase: &[u8], bytes: Vec<u8>, limits: &Limits) -> Result<Vec<u8>> {
     let header = Header::parse(member, &bytes)?;
     let keys = derive_keys(member, passphrase, &header, limits)?;
-    verify(member, &keys, &bytes)?;
+    open_with(member, &keys, bytes)
+}
+
+/// Opens a complete container whose keys were derived already (and its header MAC checked):
+/// whole-file MAC, then decryption.
+pub fn open_with(member: &str, keys: &Keys, mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+    verify(member, keys, &bytes)?;
     let end = bytes.len() - MAC_LEN;
     bytes.truncate(end);
     bytes.drain(..HEADER_LEN);
-    apply_keystream(&keys, &mut bytes);
+    apply_keystream(keys, &mut bytes);
     Ok(bytes)
 }
 
@@ -182,9 +206,9 @@ pub fn seal(passphrase: &[u8], plaintext: &[u8], log_n: u8, r: u32, p: u32, salt
     out.extend_from_slice(&salt);
     let sum = Sha256::digest(&out[..48]);
     out.extend_from_slice(&sum[..16]);
-    let params = scrypt::Params::new(log_n, r, p).expect("writer parameters are valid");
+    let params = kdf::Params::new(log_n, r, p).expect("writer parameters are valid");
     let mut dk = [0u8; 64];
-    scrypt::scrypt(passphrase, &salt, &params, &mut dk).expect("64-byte output");
+    kdf::scrypt(passphrase, &salt, &params, u64::MAX, 1, &mut dk).expect("the writer's parameters fit in memory");
     let keys = Keys { enc: dk[..32].try_into().unwrap(), hmac: dk[32..].try_into().unwrap() };
     let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
     mac.update(&out[..64]);
@@ -247,10 +271,23 @@ mod tests {
     }
 
     #[test]
-    fn parameters_over_the_memory_cap_are_refused() {
+    fn parameters_over_the_memory_budget_open_by_recomputing() {
+        // 128·8·2^12 = 4 MiB of V in a 1 MiB budget: every 4th block kept, the rest recomputed.
         let enc = seal(b"pw", b"x", 12, 8, 1, SALT);
         let small = Limits { max_kdf_memory: 1 << 20, ..Limits::default() };
-        assert!(matches!(open("m", b"pw", enc, &small), Err(Error::UnsafeParams { log_n: 12, .. })));
+        assert_eq!(Header::parse("m", &enc).unwrap().kdf_plan(&small).unwrap().stride, 4);
+        assert_eq!(open("m", b"pw", enc, &small).unwrap(), b"x");
+    }
+
+    #[test]
+    fn work_beyond_the_cap_is_refused_and_the_trade_off_counts() {
+        let enc = seal(b"pw", b"x", 12, 8, 1, SALT);
+        let h = Header::parse("m", &enc).unwrap();
+        // N·r·p = 2^15: allowed at exactly that cap with all memory, refused once recomputing.
+        let tight = Limits { max_kdf_work: 1 << 15, ..Limits::default() };
+        assert!(h.check("m", &tight).is_ok());
+        let recomputing = Limits { max_kdf_memory: 1 << 20, ..tight };
+        assert!(matches!(h.check("m", &recomputing), Err(Error::UnsafeParams { log_n: 12, .. })));
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! and only headers are read: indexing a multi-GB backup touches a few KiB per member.
 
 use crate::error::{Error, Result};
+use crate::format::tar::{self, cstr, is_zero, Header};
 use crate::read_at::ReadAt;
 
-const BLOCK: u64 = 512;
+const BLOCK: u64 = tar::BLOCK as u64;
 /// GNU tar's default record: each `tar -cO` archive is padded to a multiple of it.
 const RECORD: u64 = 10240;
 /// Largest outer member Qubes writes: a 100 MiB chunk plus the scrypt overhead.
@@ -37,61 +38,16 @@ impl Member {
     }
 }
 
-fn is_zero(block: &[u8]) -> bool {
-    block.iter().all(|&b| b == 0)
-}
-
-/// Parses an octal (or GNU base-256) numeric header field.
-fn number(field: &[u8]) -> Option<u64> {
-    if field.first().is_some_and(|&b| b & 0x80 != 0) {
-        if field[0] != 0x80 {
-            return None; // negative, or a length no Qubes member has
-        }
-        return field[1..].iter().try_fold(0u64, |n, &b| n.checked_mul(256)?.checked_add(b as u64));
-    }
-    let text: Vec<u8> = field.iter().copied().take_while(|&b| b != 0).collect();
-    let text = std::str::from_utf8(&text).ok()?.trim();
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(text, 8).ok()
-}
-
-fn checksum_ok(block: &[u8]) -> bool {
-    let Some(stored) = number(&block[148..156]) else { return false };
-    let unsigned: u64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u64 }).sum();
-    let signed: i64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as i8 as i64 }).sum();
-    stored == unsigned || stored as i64 == signed
-}
-
-fn cstr(field: &[u8]) -> &[u8] {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    &field[..end]
-}
-
-/// pax records: "<len> <key>=<value>\n"; returns (path, size) overrides.
-fn pax_records(data: &[u8], at: &str) -> Result<(Option<Vec<u8>>, Option<u64>)> {
+/// pax records of an outer member: only `path` and `size` matter; returns their overrides.
+fn pax_overrides(data: &[u8], at: &str) -> Result<(Option<Vec<u8>>, Option<u64>)> {
     let bad = || Error::tampered(at, "pax extended header");
     let (mut path, mut size) = (None, None);
-    let mut rest = data;
-    while !rest.is_empty() {
-        if rest.iter().all(|&b| b == 0) {
-            break;
-        }
-        let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-        if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
-            return Err(bad());
-        }
-        let record = &rest[sp + 1..len - 1];
-        let eq = record.iter().position(|&b| b == b'=').ok_or_else(bad)?;
-        let (key, value) = (&record[..eq], &record[eq + 1..]);
-        match key {
-            b"path" => path = Some(value.to_vec()),
-            b"size" => size = Some(std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?),
+    for record in tar::pax_records(data) {
+        match record.map_err(|()| bad())? {
+            (b"path", value) => path = Some(value.to_vec()),
+            (b"size", value) => size = Some(tar::decimal(value).ok_or_else(bad)?),
             _ => {}
         }
-        rest = &rest[len..];
     }
     Ok((path, size))
 }
@@ -141,16 +97,17 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
             continue;
         }
         let at = format!("backup file at offset {offset}");
-        if !checksum_ok(&block) || &block[257..262] != b"ustar" {
+        let header = Header(&block);
+        if !header.checksum_ok() || !header.is_ustar() {
             if members.is_empty() {
                 return Err(Error::not_a_backup("it does not start with a tar archive"));
             }
             return Err(Error::tampered(at, "tar header checksum"));
         }
-        let typeflag = block[156];
+        let typeflag = header.typeflag();
         let size = match next_size.take() {
             Some(s) => s,
-            None => number(&block[124..136]).ok_or_else(|| Error::tampered(&at, "tar size field"))?,
+            None => header.size().ok_or_else(|| Error::tampered(&at, "tar size field"))?,
         };
         let data = offset + BLOCK;
         let padded = size.checked_add(BLOCK - 1).map(|s| s / BLOCK * BLOCK).ok_or_else(|| Error::tampered(&at, "tar size field"))?;
@@ -166,7 +123,7 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
                 }
                 let meta = src.read_vec(data, size as usize)?;
                 if typeflag == b'x' {
-                    let (p, s) = pax_records(&meta, &at)?;
+                    let (p, s) = pax_overrides(&meta, &at)?;
                     next_path = p.or(next_path);
                     next_size = s;
                 } else {
@@ -176,10 +133,7 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
             b'0' | 0 | b'7' => {
                 let raw = match next_path.take() {
                     Some(p) => p,
-                    None => {
-                        let (name, prefix) = (cstr(&block[0..100]), cstr(&block[345..500]));
-                        if prefix.is_empty() { name.to_vec() } else { [prefix, b"/", name].concat() }
-                    }
+                    None => header.path(),
                 };
                 let name = check_name(&raw, &at)?;
                 if size > MAX_MEMBER {

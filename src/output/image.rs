@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::read_at::ReadAt;
-use crate::sink::VolumeSink;
+use crate::output::sink::VolumeSink;
 use std::collections::BTreeMap;
 
 /// Extents grow by appending until this size, then a new one starts (bounds the slack of `Vec`

@@ -57,14 +57,21 @@ const read = (p) => fs.readFileSync(p, 'utf8');
 const www = (f) => read(root + '/www/' + f);
 
 const wasm = fs.readFileSync(gen + '/qubes_rescue_bg.wasm');
+// Every JS source by placeholder, in the order the page holds them: the workers' sources as text
+// (ui.js builds each worker from the ones it uses), then the scripts the page runs (fmt.js and
+// bridge.js are both: the page runs them and the workers are built with them).
 const js = {
-  glue: read(gen + '/qubes_rescue.js'),
-  common: www('common.js'),
-  sinks: www('sinks.js'),
-  coordinator: www('coordinator.js'),
-  chunk: www('chunk.js'),
-  browse: www('browse.js'),
-  ui: www('ui.js'),
+  GLUE_JS: read(gen + '/qubes_rescue.js'),
+  COMMON_JS: www('common.js'),
+  SINKS_JS: www('sinks.js'),
+  COORDINATOR_JS: www('coordinator.js'),
+  CHUNK_JS: www('chunk.js'),
+  BROWSE_JS: www('browse.js'),
+  FMT_JS: www('fmt.js'),
+  BRIDGE_JS: www('bridge.js'),
+  UI_RESTORE_JS: www('ui-restore.js'),
+  UI_BROWSE_JS: www('ui-browse.js'),
+  UI_JS: www('ui.js'),
 };
 // Inline text must not end its <script>/<style> element early.
 for (const [name, text] of Object.entries(js).concat([['style.css', www('style.css')]])) {
@@ -73,10 +80,10 @@ for (const [name, text] of Object.entries(js).concat([['style.css', www('style.c
     process.exit(1);
   }
 }
-// The footer's SHA-256 covers the code: the wasm, then each JS source in this order.
+// The footer's SHA-256 covers the code: the wasm, then each JS source in the order above.
 const h = crypto.createHash('sha256');
 h.update(wasm);
-for (const k of ['glue', 'common', 'sinks', 'coordinator', 'chunk', 'browse', 'ui']) h.update(js[k]);
+for (const text of Object.values(js)) h.update(text);
 const codeSha = h.digest('hex');
 
 const demoB64 = fs.existsSync(demo) ? fs.readFileSync(demo).toString('base64') : '';
@@ -86,15 +93,15 @@ const values = {
   CODE_SHA256: codeSha,
   WASM_B64: wasm.toString('base64'),
   DEMO_B64: demoB64,
-  GLUE_JS: js.glue,
-  COMMON_JS: js.common,
-  SINKS_JS: js.sinks,
-  COORDINATOR_JS: js.coordinator,
-  CHUNK_JS: js.chunk,
-  BROWSE_JS: js.browse,
-  UI_JS: js.ui,
+  ...js,
 };
 let page = www('index.html');
+// The page must hold the sources in the order the hash covers them.
+const order = [...page.matchAll(/@@([A-Z0-9_]+_JS)@@/g)].map((m) => m[1]);
+if (order.join() !== Object.keys(js).join()) {
+  console.error('build.sh: index.html holds the JS sources as ' + order.join(', ') + ', not ' + Object.keys(js).join(', '));
+  process.exit(1);
+}
 // One pass, so nothing inserted is ever scanned for placeholders again.
 page = page.replace(/@@([A-Z0-9_]+)@@/g, (m, key) => {
   if (!(key in values)) { console.error('build.sh: unknown placeholder ' + m); process.exit(1); }

@@ -1,36 +1,37 @@
-// Shared by the coordinator and chunk workers (prepended to each worker's source,
+// Uses: wasm_bindgen (glue).
+// Shared by the coordinator, chunk and browse workers (prepended to each worker's source,
 // after the wasm-bindgen `--target no-modules` glue that defines `wasm_bindgen`).
+// Defines: toErr, initWasm. Every sentence comes from the core.
 'use strict';
 
-// Turns anything thrown (a core error object {class, message}, a JS Error, a wasm trap)
-// into the {class, message} shape the page shows.
-function toErr(e, context) {
-  if (e && typeof e === 'object' && typeof e.class === 'string' && typeof e.message === 'string') {
-    return { class: e.class, message: e.message };
-  }
-  if (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError) {
-    return {
-      class: 'io',
-      message: 'the restorer stopped on an internal error (' + e.message + ')' + (context ? ' while ' + context : '') +
-        '; the browser may have run out of memory: close other tabs and try again, or restore fewer qubes at once',
-    };
-  }
-  if (e && e.name === 'QuotaExceededError') {
-    return { class: 'io', message: 'the browser ran out of storage space' + (context ? ' while ' + context : '') +
-      '; free disk space, or restore fewer qubes at once' };
-  }
-  if (e && e.name === 'NotReadableError') {
-    return { class: 'io', message: 'the backup file could not be read (' + e.message + '); it may have been moved, ' +
-      'changed or unplugged: pick it again' };
-  }
-  const msg = e && e.message ? e.message : String(e);
-  return { class: 'io', message: (context ? context + ': ' : '') + msg };
-}
+const { toErr, initWasm } = (() => {
+  let trapSentence = null;       // the core's sentence for a wasm trap, taken while the core is well
 
-let wasmReady = false;
-function initWasm(module) {
-  if (!wasmReady) {
-    wasm_bindgen.initSync({ module: module });
-    wasmReady = true;
+  // Turns anything thrown (a core error object {class, message}, a JS exception, a wasm trap)
+  // into the {class, message} shape the page shows.
+  function toErr(e, context) {
+    if (e && typeof e === 'object' && typeof e.class === 'string' && typeof e.message === 'string') {
+      return { class: e.class, message: e.message };
+    }
+    if (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError) {
+      // After a trap this instance may be unusable: no call into it, the sentence was taken at start.
+      return { class: 'io', message: (trapSentence || '{context}: {detail}').replace('{detail}', e.message).replace('{context}', context || 'working') };
+    }
+    try {
+      return wasm_bindgen.page_error(e && e.name || '', e && e.message ? e.message : String(e), context || '');
+    } catch (inner) {
+      return { class: 'io', message: (context ? context + ': ' : '') + (e && e.message ? e.message : String(e)) };
+    }
   }
-}
+
+  let wasmReady = false;
+  function initWasm(module) {
+    if (!wasmReady) {
+      wasm_bindgen.initSync({ module: module });
+      trapSentence = wasm_bindgen.trap_sentence();
+      wasmReady = true;
+    }
+  }
+
+  return { toErr, initWasm };
+})();

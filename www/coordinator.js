@@ -1,85 +1,64 @@
+// Uses: wasm_bindgen (glue), toErr, initWasm (common.js), fmtBytes (fmt.js), Bridge (bridge.js),
+//   blobSink, opfsSink, dirSink, opfsFolder, clearFolder (sinks.js).
 // Coordinator worker: owns the backup File, the core's Backup (outer index, header, qubes.xml) and
 // the sequential stage (decompress → inner tar → sink), one FileRestore per recovered file.
 // Chunk workers do the per-chunk work in parallel; their verified plaintext comes back here and is
 // consumed strictly in order.
 //
-// Messages (page → coordinator): init {module, maxKdfMemory, memoryBudget} · pool {ports} ·
-//   replace {index, port} · open {blob, passphrase} · run {qubes, mode: restore|verify,
-//   output: download|keep|dir, dir?, salvage} · cancel   (keep: like download, but the page only
-//   browses the files unless asked to save them)
-// (coordinator → page): ready {opfs} · init-failed · opened {qubes, compression, openMs} ·
-//   open-failed {err} · plan {files, failed, kdfMemory, workers} · warning · file-start ·
-//   progress {id, done, total, bytesDone, bytesTotal, elapsedMs} · chunk {kdfMs, cryptoMs, readMs} ·
-//   file-done {id, name, download, size, stored, blob|null, browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null} · file-failed {id, err} · missing {qube, err} ·
-//   finished {errors, stats} · cancelled
-// (coordinator ⇄ chunk worker, own MessageChannel): job {gen, seq, blob, offset, size, name, pass}
-//   → done {gen, seq, plain (transferred), kdfMs, …} | fail {gen, seq, err, dead}
+// Requests (page → coordinator, a Bridge over the worker): init {module, maxKdfMemory, memoryBudget}
+//   → {opfs} · open {blob, passphrase} → {qubes, compression, openMs} · run {qubes, mode:
+//   restore|verify, output: download|keep|dir, dir?, salvage} → {errors, verifyOnly, stats}, or
+//   Bridge.CANCELLED once cancelled (keep: like download, but the page only browses the files
+//   unless asked to save them). Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
+//   warning · file-start · progress {id, done, total, bytesDone, bytesTotal, elapsedMs} ·
+//   chunk {kdfMs, cryptoMs, readMs} · file-done {id, name, download, size, stored, blob|null,
+//   browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null} · file-failed {id, err} ·
+//   missing {qube, err}. Events (page → coordinator): pool {ports} · replace {index, port}.
+// Coordinator → chunk worker (a Bridge over its own MessageChannel): see chunk.js.
 // Every err is {class, message}: class as in the CLI (data-error), message one sentence.
+// What a restore does (files, names, worker plan, report order) is the core's plan_json;
+// this worker follows it.
 'use strict';
-
 
 let maxKdfMemory = 0;          // cap handed to the core (container::Limits)
 let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
 let backup = null;             // wasm_bindgen.BackupHandle
 let source = null;             // the backup Blob/File
 let qubes = [];
-let pool = [];                 // [{port, busy, seq, gen, dead}]
+let pool = [];                 // [{port, chunks: its Bridge, busy, seq, gen, dead}]
 let gen = 0;                   // bumps on every run and cancel: stale results are dropped
 let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
 
-self.onmessage = (ev) => {
-  const m = ev.data;
-  switch (m.t) {
-    case 'init': return init(m);
-    case 'pool': return setPool(m.ports);
-    case 'replace': return replaceWorker(m.index, m.port);
-    case 'open': return openBackup(m);
-    case 'run': return startRun(m).catch((e) => post({ t: 'finished', cancelled: false, errors: [toErr(e, 'restoring')], files: [] }));
-    case 'cancel': return cancel();
-  }
-};
-
-function post(msg, transfer) { self.postMessage(msg, transfer || []); }
+const page = new Bridge(self);
+page.serve({ init, open: openBackup, run: runRequest });
+page.on('pool', (m) => setPool(m.ports));
+page.on('replace', (m) => replaceWorker(m.index, m.port));
 
 async function init(m) {
   try {
     initWasm(m.module);
   } catch (e) {
-    return post({ t: 'init-failed', err: toErr(e, 'starting the restorer') });
+    throw toErr(e, 'starting the restorer');
   }
   maxKdfMemory = m.maxKdfMemory;
   memoryBudget = m.memoryBudget;
-  opfsRoot = await probeOpfs();
-  post({ t: 'ready', opfs: !!opfsRoot });
-}
-
-// OPFS with sync access handles, if this browser allows it here (Chromium refuses it on file://).
-async function probeOpfs() {
-  try {
-    if (!self.navigator.storage || !navigator.storage.getDirectory) return null;
-    if (typeof FileSystemFileHandle === 'undefined' || !FileSystemFileHandle.prototype.createSyncAccessHandle) return null;
-    const root = await navigator.storage.getDirectory();
-    const dir = await root.getDirectoryHandle('qubes-rescue', { create: true });
-    await clearDir(dir);
-    return dir;
-  } catch (e) {
-    return null;
-  }
-}
-
-async function clearDir(dir) {
-  const names = [];
-  for await (const name of dir.keys()) names.push(name);
-  for (const name of names) {
-    try { await dir.removeEntry(name); } catch (e) { /* still being downloaded: leave it */ }
-  }
+  opfsRoot = await opfsFolder('qubes-rescue');
+  return { opfs: !!opfsRoot };
 }
 
 function poolEntry(port) {
-  const w = { port, busy: false, seq: -1, gen: -1, dead: false };
-  port.onmessage = (ev) => onChunkResult(w, ev.data);
+  const w = { port, chunks: new Bridge(port), busy: false, seq: -1, gen: -1, dead: false };
+  if (backup) sendKey(w);
   return w;
+}
+
+// Each chunk worker gets the passphrase once per opened backup; the core derives every chunk's
+// own passphrase from it.
+function sendKey(w) {
+  const pass = backup.worker_secret();
+  w.chunks.emit('key', { backupId: backup.backup_id(), pass });
+  pass.fill(0);
 }
 
 function setPool(ports) {
@@ -112,65 +91,49 @@ function openBackup(m) {
     backup = wasm_bindgen.BackupHandle.open(source, pass, maxKdfMemory);
     pass.fill(0);
     qubes = JSON.parse(backup.qubes_json());
-    post({ t: 'opened', qubes, compression: backup.compression(), openMs: performance.now() - t0 });
+    for (const w of pool) sendKey(w);
+    return { qubes, compression: backup.compression(), openMs: performance.now() - t0 };
   } catch (e) {
     backup = null;
-    post({ t: 'open-failed', err: toErr(e, 'opening the backup') });
+    throw toErr(e, 'opening the backup');
   }
 }
 
 // ---------------------------------------------------------------- run
 
-function downloadName(qube, f) {
-  const clean = (s) => String(s).replace(/[\/\\\u0000-\u001f:*?"<>|]/g, '_');
-  if (f.kind === 'home') return 'dom0-home-' + clean(f.name) + '.tar';
-  return clean(qube) + '-' + clean(f.name);
+// A run answers when it ends, or at once when cancelled (it then winds down on its own).
+function runRequest(m, call) {
+  return new Promise((resolve, reject) => {
+    call.onCancel(() => { cancel(); resolve(Bridge.CANCELLED); });
+    startRun(m, call.emit).then(resolve, (e) => reject(toErr(e, 'restoring')));
+  });
 }
 
-// KDF memory of the first chunk (128·r·N): sizes the pool.
-function kdfMemoryOf(chunk) {
-  try {
-    const h = new Uint8Array(new FileReaderSync().readAsArrayBuffer(source.slice(chunk.offset, chunk.offset + 16)));
-    const logN = h[7], r = ((h[8] << 24) | (h[9] << 16) | (h[10] << 8) | h[11]) >>> 0;
-    return 128 * r * Math.pow(2, logN);
-  } catch (e) {
-    return 1024 * MiB;
-  }
-}
-
-async function startRun(m) {
+async function startRun(m, emit) {
   if (!backup) throw { class: 'io', message: 'open a backup first' };
   const myGen = ++gen;
   const verifyOnly = m.mode === 'verify';
-  const files = [];
   const errors = [];                   // every failure, in the order the CLI reports them
+  const salvage = !!m.salvage && !verifyOnly;
+  const plan = JSON.parse(backup.plan_json(JSON.stringify(m.qubes), salvage, pool.length, memoryBudget));
+  const files = [];
   const unlisted = [];                 // qubes whose files could not even be listed
   const missing = new Map();           // qube → what qubes.xml promises but the backup lacks
-  for (const name of m.qubes) {
-    let list;
-    try {
-      list = JSON.parse(backup.files_json(name, !!m.salvage && !verifyOnly));
-      missing.set(name, JSON.parse(backup.missing_json(name)));
-    } catch (e) {
-      unlisted.push(Object.assign({ qube: name }, toErr(e, 'listing the files of ' + name)));
-      continue;
-    }
-    for (const f of list) {
-      // `empty`: Qubes' zero-length stand-in for a qube without files; checked, never saved.
-      const placeholder = f.kind === 'small' && f.name === 'empty';
-      files.push({ id: files.length, qube: name, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks, placeholder,
-        bytes: f.chunks.reduce((a, c) => a + c.size, 0), download: downloadName(name, f) });
+  for (const q of plan.qubes) {
+    if (q.listing) unlisted.push(Object.assign({ qube: q.qube }, q.listing));
+    missing.set(q.qube, q.missing);
+    for (const f of q.files) {
+      files.push(Object.assign(f, { id: files.length, qube: q.qube, bytes: f.chunks.reduce((a, c) => a + c.size, 0) }));
     }
   }
   const jobs = [];
   for (const f of files) f.chunks.forEach((c, i) => jobs.push({ file: f, idx: i, chunk: c }));
-  const kdfMemory = jobs.length ? kdfMemoryOf(jobs[0].chunk) : 0;
-  const workers = Math.max(1, Math.min(pool.length, Math.floor(memoryBudget / Math.max(kdfMemory, 1))));
-  const R = run = { gen: myGen, files, jobs, errors, workers, window: workers + 1, nextDispatch: 0, nextConsume: 0,
+  const kdfMemory = plan.kdf_memory, workers = plan.workers;
+  const R = run = { gen: myGen, files, jobs, errors, workers, window: plan.window, nextDispatch: 0, nextConsume: 0,
     results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
-    salvage: !!m.salvage && !verifyOnly,
+    salvage, emit,
     kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], t0: performance.now() };
-  post({ t: 'plan', files: files.map(publicFile), failed: unlisted, kdfMemory, workers, compression: backup.compression() });
+  emit('plan', { files: files.map(publicFile), failed: unlisted, kdfMemory, workers, compression: backup.compression() });
   // Each file is authenticated on its own: a file that fails does not stop the qube's others
   // (like the CLI). Failures are reported per qube in order: its files, then what is missing.
   const report = (qube) => {
@@ -178,12 +141,12 @@ async function startRun(m) {
     for (const e of missing.get(qube) || []) {
       const err = Object.assign({ qube }, e);
       errors.push(err);
-      post({ t: 'missing', qube, err });
+      emit('missing', { qube, err });
     }
   };
 
-  if (!verifyOnly) await checkSpace(m.qubes);
-  if (opfsRoot && !verifyOnly && m.output !== 'dir') await clearDir(opfsRoot).catch(() => {});
+  if (!verifyOnly) await checkSpace(m.qubes, emit);
+  if (opfsRoot && !verifyOnly && m.output !== 'dir') await clearFolder(opfsRoot).catch(() => {});
 
   pump();
   const reported = new Set();
@@ -227,7 +190,7 @@ async function startRun(m) {
       }
       f.done = i + 1;
       f.bytesDone += f.chunks[i].size;
-      post({ t: 'progress', id: f.id, done: f.done, total: f.chunks.length, bytesDone: f.bytesDone, bytesTotal: f.bytes,
+      emit('progress', { id: f.id, done: f.done, total: f.chunks.length, bytesDone: f.bytesDone, bytesTotal: f.bytes,
         elapsedMs: performance.now() - f.t0 });
     }
     if (R.cancelled) break;
@@ -241,10 +204,10 @@ async function startRun(m) {
   if (!R.cancelled) for (const q of m.qubes) if (!reported.has(q)) { reported.add(q); report(q); }
   const done = R;
   if (run === R) run = null;
-  if (done.cancelled) return;
-  post({ t: 'finished', cancelled: false, errors: done.errors, verifyOnly,
+  if (done.cancelled) return Bridge.CANCELLED;
+  return { errors: done.errors, verifyOnly,
     stats: { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, pushMs: done.pushMs, totalMs: performance.now() - done.t0,
-      workers: done.workers } });
+      workers: done.workers } };
 }
 
 function publicFile(f) {
@@ -252,14 +215,14 @@ function publicFile(f) {
     download: f.download, placeholder: f.placeholder };
 }
 
-async function checkSpace(names) {
+async function checkSpace(names, emit) {
   const need = qubes.filter((q) => names.includes(q.name)).reduce((a, q) => a + (q.size || 0), 0);
   let est = null;
   try { est = await navigator.storage.estimate(); } catch (e) { /* not available on this origin */ }
   if (!est || !est.quota) return;
   const free = est.quota - (est.usage || 0);
   if (need > free) {
-    post({ t: 'warning', message: 'These qubes hold about ' + fmtBytes(need) + ' of data, but this browser lets the page store only about ' +
+    emit('warning', { message: 'These qubes hold about ' + fmtBytes(need) + ' of data, but this browser lets the page store only about ' +
       fmtBytes(free) + '. The restore may stop when space runs out: free disk space, or restore fewer qubes at a time.' });
   }
 }
@@ -282,31 +245,34 @@ function pump() {
     if (!w) return;
     if (retry) r.retry.splice(r.retry.indexOf(seq), 1); else r.nextDispatch++;
     w.busy = true; w.seq = seq; w.gen = r.gen;
-    w.port.postMessage({ t: 'job', gen: r.gen, seq, blob: source, offset: job.chunk.offset, size: job.chunk.size,
-      name: job.chunk.name, pass: new Uint8Array(job.chunk.pass) });
+    const jobGen = r.gen;
+    w.chunks.call('job', { blob: source, offset: job.chunk.offset, size: job.chunk.size, name: job.chunk.name })
+      .then((done) => onChunkResult(w, jobGen, seq, done, null), (err) => onChunkResult(w, jobGen, seq, null, err));
   }
 }
 
-function onChunkResult(w, m) {
+// A chunk worker's answer: `done` {plain, …}, or `err` (err.dead: its wasm instance trapped).
+function onChunkResult(w, jobGen, seq, done, err) {
   w.busy = false;
-  if (m.dead) w.dead = true; // its wasm instance trapped: the page replaces it
+  const dead = !!(err && err.dead);
+  if (dead) w.dead = true; // the page replaces it
   const r = run;
-  if (!r || m.gen !== r.gen) { pump(); return; }
-  if (m.dead && !r.tries.has(m.seq)) {
+  if (!r || jobGen !== r.gen) { pump(); return; }
+  if (dead && !r.tries.has(seq)) {
     // Out of memory, maybe because of the other workers at that moment: try once more.
-    r.tries.set(m.seq, 1);
-    r.retry.push(m.seq);
+    r.tries.set(seq, 1);
+    r.retry.push(seq);
     pump();
     return;
   }
-  if (m.t === 'done') {
-    r.kdfMs.push(m.kdfMs); r.cryptoMs.push(m.cryptoMs); r.readMs.push(m.readMs);
-    post({ t: 'chunk', kdfMs: m.kdfMs, cryptoMs: m.cryptoMs, readMs: m.readMs, webCrypto: m.webCrypto });
+  if (done) {
+    r.kdfMs.push(done.kdfMs); r.cryptoMs.push(done.cryptoMs); r.readMs.push(done.readMs);
+    r.emit('chunk', { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, webCrypto: done.webCrypto });
   }
-  const job = r.jobs[m.seq];
+  const job = r.jobs[seq];
   if (!job.file.failed) {
-    r.results.set(m.seq, m.t === 'done' ? { plain: m.plain } : { err: m.err });
-    if (r.waiting && r.waiting.seq === m.seq) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
+    r.results.set(seq, done ? { plain: done.plain } : { err: toErr(err, 'opening ' + job.chunk.name) });
+    if (r.waiting && r.waiting.seq === seq) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
   }
   pump();
 }
@@ -330,13 +296,12 @@ async function take(r, seq) {
 function cancel() {
   const r = run;
   gen++;
-  if (!r) return post({ t: 'cancelled' });
+  if (!r) return;
   r.cancelled = true;
   r.results.clear();
   for (const f of r.files) if (f.restorer) dropFile(f);
   if (r.waiting) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
   for (const w of pool) w.busy = false;
-  post({ t: 'cancelled' });
 }
 
 // ---------------------------------------------------------------- files
@@ -345,7 +310,7 @@ async function beginFile(f, run) {
   f.t0 = performance.now();
   f.done = 0;
   f.bytesDone = 0;
-  post({ t: 'file-start', id: f.id });
+  run.emit('file-start', { id: f.id });
   if (run.verifyOnly || f.placeholder) {
     f.sink = null;
   } else if (run.output === 'dir' && run.dir && !f.salvaging) { // a salvaged file gets another name: downloaded
@@ -369,7 +334,7 @@ async function endFile(f, run) {
     // A small "file" that is a folder (R4.0's apps.templates): save it as its tar stream.
     // Rare and small, so it is simply restored again here, KDF included.
     if (f.sink.abort) f.sink.abort();
-    post({ t: 'progress', id: f.id, done: f.chunks.length, total: f.chunks.length, bytesDone: f.bytes, bytesTotal: f.bytes,
+    run.emit('progress', { id: f.id, done: f.chunks.length, total: f.chunks.length, bytesDone: f.bytes, bytesTotal: f.bytes,
       elapsedMs: performance.now() - f.t0, note: 'a folder: saving it as a tar' });
     f.download += '.tar';
     f.sink = blobSink();
@@ -383,7 +348,7 @@ async function endFile(f, run) {
   if (!out && run.output === 'dir' && run.dir && !run.verifyOnly && !f.placeholder) {
     try { browse = await (await run.dir.getFileHandle(f.download)).getFile(); } catch (e) { browse = null; }
   }
-  post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse, download: f.download, size: report.size, stored: report.stored,
+  run.emit('file-done', { id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse, download: f.download, size: report.size, stored: report.stored,
     outSize: out ? out.size : null, tree: !!report.tree,
     blob: out, savedToDisk: run.output === 'dir' && !run.verifyOnly && !f.placeholder, placeholder: f.placeholder, elapsedMs: performance.now() - f.t0 });
 }
@@ -396,18 +361,19 @@ async function endSalvage(f, run) {
   f.restorer = null;
   const damage = f.damage || report.damage;
   if (damage && !report.found) return failFile(run, f, damage);
-  if (damage) f.download += '.salvaged';
+  const names = damage ? wasm_bindgen.BackupHandle.salvage_outputs(f.download, new Float64Array(report.lost.flat())) : null;
+  if (damage) f.download = names.image;
   const out = await f.sink.finish();
   f.sink = null;
   if (run.cancelled) return;
   let json = null;
   if (damage) {
-    json = new Blob([JSON.stringify({ lost: report.lost }) + '\n'], { type: 'application/json' });
+    json = new Blob([names.json], { type: 'application/json' });
     run.errors.push(Object.assign({ qube: f.qube, file: f.download }, damage));
   }
-  post({ t: 'file-done', id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse: out, download: f.download, size: report.size,
+  run.emit('file-done', { id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse: out, download: f.download, size: report.size,
     stored: report.stored, outSize: out ? out.size : null, tree: false, blob: out, placeholder: false, elapsedMs: performance.now() - f.t0,
-    salvaged: damage ? { lost: report.lost, damage, json, jsonName: f.download.replace(/\.salvaged$/, '.salvage.json') } : null,
+    salvaged: damage ? { lost: report.lost, damage, json, jsonName: names.report } : null,
     savedToDisk: false });
 }
 
@@ -417,7 +383,7 @@ function failFile(r, f, err) {
   r.errors.push(Object.assign({ qube: f.qube, file: f.download }, err));
   // Buffered plaintext of this file is dropped; its later jobs are never dispatched.
   for (const [seq] of r.results) if (r.jobs[seq].file === f) r.results.delete(seq);
-  post({ t: 'file-failed', id: f.id, qube: f.qube, err });
+  r.emit('file-failed', { id: f.id, qube: f.qube, err });
 }
 
 function dropFile(f) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor } from './lib/common.mjs';
 import { inspectDownload } from './lib/inspect.mjs';
 import { startGeckodriver, Session } from './lib/webdriver.mjs';
+import { firefoxPrefs } from './lib/firefox.mjs';
 import { pick, expectedFiles } from './lib/manifest.mjs';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -31,21 +32,7 @@ describe('qubes-rescue page in Firefox ESR', () => {
       'moz:firefoxOptions': {
         binary: FIREFOX_BIN,
         args: ['-headless'],
-        prefs: {
-          'browser.download.folderList': 2,
-          'browser.download.dir': dl,
-          'browser.download.useDownloadDir': true,
-          'browser.download.always_ask_before_handling_new_types': false,
-          'browser.helperApps.neverAsk.saveToDisk': 'application/octet-stream,application/x-tar,application/xml,text/xml,text/plain,application/x-raw-disk-image',
-          'browser.download.manager.showWhenStarting': false,
-          'browser.download.alwaysOpenPanel': false,
-          'browser.shell.checkDefaultBrowser': false,
-          'datareporting.policy.dataSubmissionEnabled': false,
-          'toolkit.telemetry.enabled': false,
-          'app.update.auto': false,
-          'network.captive-portal-service.enabled': false,
-          'network.connectivity-service.enabled': false,
-        },
+        prefs: firefoxPrefs(dl),
         log: { level: 'info' },
       },
     });

@@ -10,7 +10,7 @@ import { startGeckodriver, Session } from './webdriver.mjs';
 
 export const FIREFOX_BIN = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 
-/** The same profile preferences as firefox.test.mjs: downloads go to `dir` without a dialog. */
+/** The Firefox profile preferences of every Firefox test: downloads go to `dir` without a dialog. */
 export function firefoxPrefs(dir) {
   return {
     'browser.download.folderList': 2,

@@ -14,7 +14,7 @@
 #   When chromium/firefox-esr are missing and this runs as root with apt-get, it installs them.
 # Env: CHROMIUM_BIN, FIREFOX_BIN, GECKODRIVER, QR_PAGE, QR_FIXTURES, QR_E2E_TMP (big downloads:
 #   the > 8 GiB sparse fixture needs ~20 GB free there, default $TMPDIR or /tmp),
-#   QR_E2E_ONLY="chromium browse firefox agreement determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
+#   QR_E2E_ONLY="chromium browse firefox agreement recipe determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
 set -euo pipefail
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E/../.." && pwd)
@@ -74,7 +74,7 @@ fi
 say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $want, $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n1), $("${FIREFOX_BIN:-/usr/bin/firefox-esr}" --version 2>/dev/null | head -n1), $("$GD" --version 2>/dev/null | head -n1)"
 
 # -- run ----------------------------------------------------------------------------------------
-only=" ${QR_E2E_ONLY:-chromium browse firefox agreement determinism} "
+only=" ${QR_E2E_ONLY:-chromium browse firefox agreement recipe determinism} "
 files=()
 # The file browser's downloads are compared with what the native CLI's `get` writes; the
 # agreement test compares the page's error classes with the CLI's.
@@ -86,6 +86,7 @@ fi
 [[ $only == *" browse "* ]] && files+=(browse.test.mjs)
 [[ $only == *" firefox "* ]] && files+=(firefox.test.mjs)
 [[ $only == *" agreement "* ]] && files+=(agreement.test.mjs)
+[[ $only == *" recipe "* ]] && files+=(recipe.test.mjs)
 [[ $only == *" determinism "* && ${QR_E2E_DETERMINISM:-1} != 0 ]] && files+=(determinism.test.mjs)
 mkdir -p "$E2E/out"
 TAP=$E2E/out/e2e.tap

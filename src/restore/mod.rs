@@ -106,9 +106,12 @@ impl<R: ReadAt> Backup<R> {
         let mut early = early;
         for chunk in &file.chunks {
             let plaintext = match early.take() {
-                Some((name, keys)) if name == chunk.name => {
+                // The early KDF is only a head start: if it failed in any way (out of memory
+                // beside the header's KDF, say), the chunk is opened again the usual way, which
+                // reports its own error.
+                Some((name, Ok(keys))) if name == chunk.name => {
                     let bytes = chunk.read(&self.src, outer::MAX_MEMBER)?;
-                    keys.and_then(|k| container::open_with(&chunk.name, &k, bytes)).map_err(chunk_error)?
+                    container::open_with(&chunk.name, &keys, bytes).map_err(chunk_error)?
                 }
                 _ => self.open_chunk(chunk)?,
             };

@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub passphrase_file: Option<String>,
 
-    /// Refuse scrypt parameters needing more memory than this, in MiB
+    /// Memory one scrypt KDF may use, in MiB; parameters needing more still open, recomputing
+    /// what does not fit (slower)
     #[arg(long, global = true, value_name = "MIB", default_value_t = 4096)]
     pub max_kdf_memory: u64,
 

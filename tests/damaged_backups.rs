@@ -606,3 +606,41 @@ fn an_inner_tar_cut_short_is_truncated() {
         assert_eq!(class_of(with_inner_stream("vm5/private.img", &inner[..cut])), "truncated", "cut at {cut}");
     }
 }
+
+/// Open's head start (issue 10): qubes.xml's first chunk is opened beside the header's KDF under
+/// the backup id read from the not yet authenticated header. What comes of it is used only
+/// under the id the header then proves; anything else is ignored and the chunk opened again.
+#[test]
+fn an_early_qubes_xml_result_is_used_only_under_the_proven_backup_id() {
+    use qubes_rescue::restore::{Early, Indexed};
+    let (bytes, _) = multi_chunk();
+    let reference = Backup::open(bytes.clone(), PASS.as_bytes(), &limits()).unwrap();
+    let names = |b: &Backup<Vec<u8>>| b.qubes().iter().map(|q| q.name.clone()).collect::<Vec<_>>();
+
+    // The real head start: the chunk opened with the unauthenticated id gives the same qubes.
+    let indexed = Indexed::index(bytes.clone()).unwrap();
+    let early = indexed.early_qubes_xml(&limits()).expect("qubes.xml.000.enc can be opened early");
+    assert_eq!(early.member.name, "qubes.xml.000.enc");
+    let pass = qubes_rescue::format::chunks::chunk_passphrase(&early.backup_id, &early.member.name, PASS.as_bytes());
+    let sealed = bytes[early.member.offset as usize..(early.member.offset + early.member.size) as usize].to_vec();
+    let plaintext = container::open(&early.member.name, &pass, sealed, &limits()).unwrap();
+    let backup = indexed.authenticate(PASS.as_bytes(), &limits()).unwrap().read_qubes_xml(Some((early, Ok(Early::Plaintext(plaintext))))).unwrap();
+    assert_eq!(names(&backup), names(&reference));
+
+    // A result under another id (a forged header would give one) is never used: garbage in its
+    // place changes nothing, because the chunk is opened again under the proven id.
+    let indexed = Indexed::index(bytes.clone()).unwrap();
+    let mut early = indexed.early_qubes_xml(&limits()).unwrap();
+    early.backup_id.push_str("-forged");
+    let backup = indexed
+        .authenticate(PASS.as_bytes(), &limits())
+        .unwrap()
+        .read_qubes_xml(Some((early, Ok(Early::Plaintext(b"not qubes.xml".to_vec())))))
+        .unwrap();
+    assert_eq!(names(&backup), names(&reference));
+
+    // A wrong passphrase stops at the header, whatever was started early.
+    let indexed = Indexed::index(bytes).unwrap();
+    assert!(indexed.early_qubes_xml(&limits()).is_some());
+    assert!(matches!(indexed.authenticate(b"wrong", &limits()), Err(Error::WrongPassphrase { .. })));
+}

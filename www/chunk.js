@@ -9,6 +9,7 @@
 //   event dead (chunk worker → page) when its wasm instance trapped: the page replaces it.
 // Coordinator → chunk worker (a Bridge over `port`): event key {backupId, pass} ·
 //   job {blob, offset, size, name} → {plain (transferred), readMs, kdfMs, cryptoMs, webCrypto};
+//   early {backupId, pass, blob, offset, size, name} → the same, for Open's qubes.xml chunk;
 //   a failed job's error {class, message} carries dead: true when the wasm instance trapped.
 'use strict';
 
@@ -22,7 +23,7 @@ page.serve({
   init(m) {
     const coordinator = new Bridge(m.port);
     coordinator.on('key', setKey);
-    coordinator.serve({ job: runJob });
+    coordinator.serve({ job: (j) => runJob(j, opener), early: openEarly });
     try {
       initWasm(m.module);
     } catch (e) {
@@ -39,7 +40,20 @@ function setKey(m) {
   m.pass.fill(0);
 }
 
-async function runJob(j) {
+// Open's head start: qubes.xml's first chunk, under the backup id the coordinator read from
+// the not yet authenticated header, with an opener of its own (the core decides what the
+// plaintext may be used for).
+async function openEarly(m) {
+  const early = new wasm_bindgen.ChunkOpener(m.backupId, m.pass, maxKdfMemory);
+  m.pass.fill(0);
+  try {
+    return await runJob(m, early);
+  } finally {
+    early.free();
+  }
+}
+
+async function runJob(j, opener) {
   const t0 = performance.now();
   let keys = null;
   try {

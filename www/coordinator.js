@@ -6,7 +6,7 @@
 // consumed strictly in order.
 //
 // Requests (page → coordinator, a Bridge over the worker): init {module, maxKdfMemory, memoryBudget}
-//   → {opfs} · open {blob, passphrase} → {qubes, compression, openMs} · run {qubes, mode:
+//   → {opfs} · open {blob, passphrase} → {qubes, compression, openMs, earlyQubesXml} · run {qubes, mode:
 //   restore|verify, output: download|keep|dir, dir?, salvage} → {errors, verifyOnly, stats}, or
 //   Bridge.CANCELLED once cancelled (keep: like download, but the page only browses the files
 //   unless asked to save them). Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
@@ -82,20 +82,40 @@ function requeue(w) {
   w.busy = false;
 }
 
-function openBackup(m) {
+// Open overlaps its two KDFs: the header's here, qubes.xml's first chunk's on an idle chunk
+// worker (the core says which chunk and checks its parameters first). The worker's plaintext
+// (MAC checked there) reaches the core only after the header is proven; a wrong passphrase is
+// answered as soon as the header's KDF fails, and the worker's result is then dropped.
+async function openBackup(m) {
+  let pending = null;
+  const pass = new TextEncoder().encode(m.passphrase);
   try {
     if (backup) { backup.free(); backup = null; }
     source = m.blob;
     const t0 = performance.now();
-    const pass = new TextEncoder().encode(m.passphrase);
-    backup = wasm_bindgen.BackupHandle.open(source, pass, maxKdfMemory);
-    pass.fill(0);
+    pending = wasm_bindgen.PendingBackup.index(source, maxKdfMemory);
+    const chunk = pending.early_chunk();
+    const w = chunk && pool.find((x) => !x.busy && !x.dead);
+    let early = null;
+    if (w) {
+      w.busy = true;
+      early = w.chunks.call('early', { backupId: chunk.backup_id, pass: pass.slice(), blob: source,
+        offset: chunk.offset, size: chunk.size, name: chunk.name })
+        .then((done) => new Uint8Array(done.plain), () => null) // any failure: opened again below, which reports it
+        .finally(() => { w.busy = false; if (run) pump(); });
+    }
+    pending.authenticate(pass);
+    const first = early ? await early : null;
+    backup = pending.finish(first || undefined);
     qubes = JSON.parse(backup.qubes_json());
     for (const w of pool) sendKey(w);
-    return { qubes, compression: backup.compression(), openMs: performance.now() - t0 };
+    return { qubes, compression: backup.compression(), openMs: performance.now() - t0, earlyQubesXml: !!first };
   } catch (e) {
     backup = null;
     throw toErr(e, 'opening the backup');
+  } finally {
+    pass.fill(0);
+    if (pending) pending.free();
   }
 }
 

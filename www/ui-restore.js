@@ -122,6 +122,10 @@ function restoreView(ui, browse) {
     for (const q of qubes) el.rows.appendChild(qubeRow(q));
     el.selectAll.checked = false;
     const total = qubes.reduce((a, q) => a + (q.size || 0), 0);
+    // For tests and the footer: whether Open ran qubes.xml's KDF on a chunk worker beside the header's.
+    el.backupInfo.dataset.earlyQubesXml = String(!!m.earlyQubesXml);
+    stats.openParallel = !!m.earlyQubesXml;
+    ui.showEnv();
     el.backupInfo.textContent = qubes.length + ' qube' + (qubes.length === 1 ? '' : 's') + ', ' + fmtBytes(total) +
       ' of data, compressed with ' + m.compression + '. Opened in ' + (m.openMs / 1000).toFixed(1) + ' s.';
     el.stepQubes.hidden = false;

@@ -11,7 +11,7 @@
   const el = { status: $('status'), warning: $('warning'), env: $('env-info') };
 
   // Exposed for tests and the bench: KDF and crypto time per chunk, and the last run's totals.
-  const stats = { kdfMs: [], cryptoMs: [], readMs: [], openMs: null, lastRun: null, workers: 0, webCrypto: null };
+  const stats = { kdfMs: [], cryptoMs: [], readMs: [], openMs: null, openParallel: null, lastRun: null, workers: 0, webCrypto: null };
   window.qubesRescue = { stats, testDirectory: null };
 
   let module = null;
@@ -60,6 +60,7 @@
       'output: ' + (opfs ? 'browser storage (OPFS), then download' : 'download'),
       'AES/HMAC: ' + (stats.webCrypto === false ? 'WebAssembly' : 'WebCrypto')];
     if (k.length) parts.push('last scrypt KDF: ' + (k[k.length - 1] / 1000).toFixed(2) + ' s');
+    if (stats.openParallel != null) parts.push('Open: ' + (stats.openParallel ? 'header and qubes.xml KDFs side by side' : 'one KDF after the other'));
     el.env.textContent = 'This browser: ' + parts.join(' · ') + '.';
   }
 

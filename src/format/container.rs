@@ -63,17 +63,35 @@ impl Header {
         128u64.saturating_mul(self.r as u64).saturating_mul(1u64 << self.log_n.min(63))
     }
 
-    /// Parses and checks the header; `member` names the container in errors.
+    /// Parses and checks the header of a whole container (`bytes`: all of it, or at least its
+    /// first 128 bytes); `member` names the container in errors.
     pub fn parse(member: &str, bytes: &[u8]) -> Result<Header> {
+        Header::magic_and_version(member, bytes)?;
+        if bytes.len() < OVERHEAD {
+            return Err(Error::truncated(member, format!("{} bytes, an encrypted file has at least {OVERHEAD}", bytes.len())));
+        }
+        Header::fields(member, bytes)
+    }
+
+    /// Parses the 96-byte header alone (to plan a KDF before the container is read; the
+    /// container's length is checked when it is opened).
+    pub fn parse_head(member: &str, head: &[u8; HEADER_LEN]) -> Result<Header> {
+        Header::magic_and_version(member, head)?;
+        Header::fields(member, head)
+    }
+
+    fn magic_and_version(member: &str, bytes: &[u8]) -> Result<()> {
         if bytes.len() < 7 || &bytes[..6] != MAGIC {
             return Err(Error::tampered(member, "scrypt magic"));
         }
         if bytes[6] != 0 {
             return Err(Error::unsupported(format!("{member}: scrypt container version {}", bytes[6])));
         }
-        if bytes.len() < OVERHEAD {
-            return Err(Error::truncated(member, format!("{} bytes, an encrypted file has at least {OVERHEAD}", bytes.len())));
-        }
+        Ok(())
+    }
+
+    /// Checksum and fields; `bytes` holds at least the 96-byte header.
+    fn fields(member: &str, bytes: &[u8]) -> Result<Header> {
         let sum = Sha256::digest(&bytes[..48]);
         if sum[..16] != bytes[48..64] {
             return Err(Error::tampered(member, "scrypt header checksum"));
@@ -288,6 +306,17 @@ mod tests {
         assert!(h.check("m", &tight).is_ok());
         let recomputing = Limits { max_kdf_memory: 1 << 20, ..tight };
         assert!(matches!(h.check("m", &recomputing), Err(Error::UnsafeParams { log_n: 12, .. })));
+    }
+
+    #[test]
+    fn the_96_byte_header_alone_parses_as_the_whole_container_does() {
+        let enc = seal(b"pw", b"some data", 5, 8, 2, SALT);
+        let head: [u8; HEADER_LEN] = enc[..HEADER_LEN].try_into().unwrap();
+        assert_eq!(Header::parse_head("m", &head).unwrap(), Header::parse("m", &enc).unwrap());
+        assert!(matches!(Header::parse("m", &enc[..HEADER_LEN]), Err(Error::Truncated { .. })));
+        let mut bad = head;
+        bad[20] ^= 1;
+        assert!(matches!(Header::parse_head("m", &bad), Err(Error::Tampered { .. })));
     }
 
     #[test]

@@ -50,10 +50,39 @@ fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>>
     Ok(first)
 }
 
-impl<R: ReadAt> Backup<R> {
-    /// Indexes the outer archive, authenticates `backup-header` (one KDF: a wrong
-    /// passphrase is reported here, before any chunk is touched) and lists the qubes.
-    pub fn open(src: R, passphrase: &[u8], limits: &Limits) -> Result<Backup<R>> {
+/// Open, stage 1: the outer archive indexed and the header members read; nothing is
+/// authenticated yet. Stage 2 is [`Indexed::authenticate`], stage 3 [`Authenticated::read_qubes_xml`];
+/// [`Backup::open`] runs them in a row. They are apart so that qubes.xml's KDF can run beside
+/// the header's (a thread natively, a chunk worker in the page).
+pub struct Indexed<R: ReadAt> {
+    src: R,
+    members: Vec<Member>,
+    outer_header: Vec<u8>,
+    copy: Vec<u8>,
+}
+
+/// The first chunk of qubes.xml, to open beside the header's KDF: `backup_id` is read from the
+/// unauthenticated header, so what it opens may be used only once the header is proven (a
+/// forged id only yields keys that fail).
+pub struct EarlyChunk {
+    pub member: Member,
+    pub backup_id: String,
+    /// Its scrypt header, parameters checked against the caps.
+    pub header: container::Header,
+    pub kdf_memory: u64,
+}
+
+/// What was done early for qubes.xml's first chunk.
+pub enum Early {
+    /// Its keys (natively: the chunk is read and opened with them).
+    Keys(container::Keys),
+    /// Its plaintext, opened and MAC-checked elsewhere (the page's chunk worker).
+    Plaintext(Vec<u8>),
+}
+
+impl<R: ReadAt> Indexed<R> {
+    /// Indexes the outer archive (headers only) and reads the two header members.
+    pub fn index(src: R) -> Result<Indexed<R>> {
         let members = outer::index(&src)?;
         let header_member = find_one(&members, "backup-header")?.ok_or_else(|| Error::not_a_backup("it has no backup-header"))?;
         let copy_member = find_one(&members, "backup-header.hmac")?
@@ -71,28 +100,75 @@ impl<R: ReadAt> Backup<R> {
             }
             return Err(Error::tampered("backup-header.hmac", "scrypt container magic"));
         }
-        // qubes.xml's KDF starts now, beside the header's (two cores, two KDFs): only its
-        // scrypt header is read, its parameters are capped before anything is allocated, and
-        // its keys are used only once backup-header is proven (they bind the backup id read
-        // here, unauthenticated, so a forged id only yields keys that fail).
-        let early = early_qubes_xml_keys(&src, &members, &outer_header, passphrase, limits);
+        Ok(Indexed { src, members, outer_header, copy })
+    }
+
+    /// qubes.xml's first chunk, when it can be opened early: it exists whole, its scrypt header
+    /// (96 bytes, the only chunk bytes read before the passphrase is proven) parses, and its
+    /// parameters pass the caps. `None`: open it the usual way, after the header.
+    pub fn early_qubes_xml(&self, limits: &Limits) -> Option<EarlyChunk> {
+        let backup_id = header::parse(&self.outer_header).ok()?.backup_id;
+        let chunk = self.members.iter().find(|m| m.name == "qubes.xml.000.enc" && !m.cut)?;
+        let mut head = [0u8; container::HEADER_LEN];
+        if chunk.size < container::OVERHEAD as u64 || self.src.read_at(chunk.offset, &mut head).is_err() {
+            return None;
+        }
+        let parsed = container::Header::parse_head(&chunk.name, &head).ok()?;
+        parsed.check(&chunk.name, limits).ok()?;
+        let kdf_memory = parsed.kdf_plan(limits)?.memory;
+        Some(EarlyChunk { member: chunk.clone(), backup_id, header: parsed, kdf_memory })
+    }
+
+    /// Authenticates `backup-header` (one KDF: a wrong passphrase is reported here, before any
+    /// chunk is read) and parses it.
+    pub fn authenticate(self, passphrase: &[u8], limits: &Limits) -> Result<Authenticated<R>> {
         let header_passphrase = [b"backup-header!".as_slice(), passphrase].concat();
-        let authentic = container::open("backup-header.hmac", &header_passphrase, copy, limits)?;
-        if authentic != outer_header {
+        let authentic = container::open("backup-header.hmac", &header_passphrase, self.copy, limits)?;
+        if authentic != self.outer_header {
             return Err(Error::tampered("backup-header", "comparison with its authenticated copy"));
         }
         let header = header::parse(&authentic)?;
         let compression = Compression::from_header(header.compressed, header.compression_filter.as_deref())?;
-        let complete = outer::ends_cleanly(&src, &members);
-        let mut backup =
-            Backup { src, members, header, compression, qubes: Vec::new(), passphrase: passphrase.to_vec(), limits: *limits, complete };
-        let early = early.and_then(|(name, job)| Some((name, job.join().ok()?)));
-        backup.qubes = backup.read_qubes_xml(early)?;
-        Ok(backup)
+        let complete = outer::ends_cleanly(&self.src, &self.members);
+        let (src, members) = (self.src, self.members);
+        Ok(Authenticated(Backup { src, members, header, compression, qubes: Vec::new(), passphrase: passphrase.to_vec(), limits: *limits, complete }))
+    }
+}
+
+/// Open, stage 2 done: the header is proven; qubes.xml is next.
+pub struct Authenticated<R: ReadAt>(Backup<R>);
+
+impl<R: ReadAt> Authenticated<R> {
+    /// The backup id from the authenticated header.
+    pub fn backup_id(&self) -> &str {
+        &self.0.header.backup_id
     }
 
-    /// `early`: the keys of qubes.xml's first chunk, derived while the header was checked.
-    fn read_qubes_xml(&self, early: Option<(String, Result<container::Keys>)>) -> Result<Vec<Qube>> {
+    /// Reads qubes.xml and lists the qubes. `early`: what was done beside the header's KDF for
+    /// the chunk it names, used only if it names qubes.xml's first chunk under this backup's
+    /// proven id; anything else (or a failed early attempt) is opened the usual way.
+    pub fn read_qubes_xml(self, early: Option<(EarlyChunk, Result<Early>)>) -> Result<Backup<R>> {
+        let mut backup = self.0;
+        let early = early.filter(|(c, _)| c.backup_id == backup.header.backup_id).map(|(c, r)| (c.member.name, r));
+        backup.qubes = backup.qubes_from_xml(early)?;
+        Ok(backup)
+    }
+}
+
+impl<R: ReadAt> Backup<R> {
+    /// Indexes the outer archive, authenticates `backup-header` (one KDF: a wrong
+    /// passphrase is reported here, before any chunk is touched) and lists the qubes.
+    /// Natively, qubes.xml's KDF runs on a thread beside the header's.
+    pub fn open(src: R, passphrase: &[u8], limits: &Limits) -> Result<Backup<R>> {
+        let indexed = Indexed::index(src)?;
+        let early = indexed.early_qubes_xml(limits).and_then(|c| early_keys(c, passphrase, limits));
+        let authenticated = indexed.authenticate(passphrase, limits)?;
+        let early = early.and_then(|(c, job)| Some((c, job.join().ok()?.map(Early::Keys))));
+        authenticated.read_qubes_xml(early)
+    }
+
+    /// `early`: qubes.xml's first chunk's keys or plaintext, from beside the header's KDF.
+    fn qubes_from_xml(&self, early: Option<(String, Result<Early>)>) -> Result<Vec<Qube>> {
         // Qubes reads only `qubes.xml.000.enc`; a qubes.xml split over several (small)
         // chunks is accepted too, within the same 1 MiB budget.
         let file = sequences(&self.members, "qubes.xml", Some(FileKind::Small))?
@@ -109,10 +185,11 @@ impl<R: ReadAt> Backup<R> {
                 // The early KDF is only a head start: if it failed in any way (out of memory
                 // beside the header's KDF, say), the chunk is opened again the usual way, which
                 // reports its own error.
-                Some((name, Ok(keys))) if name == chunk.name => {
+                Some((name, Ok(Early::Keys(keys)))) if name == chunk.name => {
                     let bytes = chunk.read(&self.src, outer::MAX_MEMBER)?;
                     container::open_with(&chunk.name, &keys, bytes).map_err(chunk_error)?
                 }
+                Some((name, Ok(Early::Plaintext(plaintext)))) if name == chunk.name => plaintext,
                 _ => self.open_chunk(chunk)?,
             };
             restore.push(&plaintext)?;
@@ -209,48 +286,35 @@ impl<R: ReadAt> Backup<R> {
     }
 }
 
-/// Starts deriving the keys of `qubes.xml.000.enc` on a thread of its own, when two KDFs fit
-/// (two cores, and twice the KDF memory within the default budget). Anything unusual (no
-/// such chunk, an unparsable header, parameters over the caps) starts nothing: the sequential
-/// path then reports it in its usual order, after the header.
+/// Starts deriving the keys of qubes.xml's first chunk on a thread of its own, when two KDFs
+/// fit (two cores, and twice the KDF memory within the default budget); `None` otherwise.
 #[cfg(not(target_arch = "wasm32"))]
-fn early_qubes_xml_keys<R: ReadAt>(
-    src: &R,
-    members: &[Member],
-    outer_header: &[u8],
+fn early_keys(
+    chunk: EarlyChunk,
     passphrase: &[u8],
     limits: &Limits,
-) -> Option<(String, std::thread::JoinHandle<Result<container::Keys>>)> {
+) -> Option<(EarlyChunk, std::thread::JoinHandle<Result<container::Keys>>)> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let backup_id = header::parse(outer_header).ok()?.backup_id;
-    let chunk = members.iter().find(|m| m.name == "qubes.xml.000.enc" && !m.cut)?;
-    let mut head = [0u8; container::HEADER_LEN];
-    if chunk.size < container::OVERHEAD as u64 || src.read_at(chunk.offset, &mut head).is_err() {
+    if cpus < 2 || chunk.kdf_memory.saturating_mul(2) > plan::DEFAULT_MEMORY_BUDGET {
         return None;
     }
-    let parsed = container::Header::parse(&chunk.name, &head).ok()?;
-    parsed.check(&chunk.name, limits).ok()?;
-    let memory = parsed.kdf_plan(limits)?.memory;
-    if cpus < 2 || memory.saturating_mul(2) > plan::DEFAULT_MEMORY_BUDGET {
-        return None;
-    }
-    let pass = chunks::chunk_passphrase(&backup_id, &chunk.name, passphrase);
-    let (name, limits) = (chunk.name.clone(), *limits);
+    let pass = chunks::chunk_passphrase(&chunk.backup_id, &chunk.member.name, passphrase);
+    let (name, limits) = (chunk.member.name.clone(), *limits);
+    let header = chunk.header.clone();
     let job = std::thread::Builder::new()
         .name("qubes.xml KDF".into())
-        .spawn(move || container::derive_keys(&name, &pass, &parsed, &limits))
+        .spawn(move || container::derive_keys(&name, &pass, &header, &limits))
         .ok()?;
-    Some((chunk.name.clone(), job))
+    Some((chunk, job))
 }
 
-/// The page runs one KDF per worker; its coordinator has no threads.
+/// The page runs one KDF per worker; its coordinator has no threads (it hands the chunk to a
+/// chunk worker instead: `wasm::PendingBackup`).
 #[cfg(target_arch = "wasm32")]
-fn early_qubes_xml_keys<R: ReadAt>(
-    _: &R,
-    _: &[Member],
-    _: &[u8],
+fn early_keys(
+    _: EarlyChunk,
     _: &[u8],
     _: &Limits,
-) -> Option<(String, std::thread::JoinHandle<Result<container::Keys>>)> {
+) -> Option<(EarlyChunk, std::thread::JoinHandle<Result<container::Keys>>)> {
     None
 }

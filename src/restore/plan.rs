@@ -47,7 +47,7 @@ impl<R: ReadAt> Backup<R> {
             .first()
             .filter(|c| c.size as usize >= container::HEADER_LEN && !c.cut)
             .and_then(|c| self.source().read_at(c.offset, &mut head).ok())
-            .and_then(|_| container::Header::parse("", &head).ok())
+            .and_then(|_| container::Header::parse_head("", &head).ok())
             .map(|h| h.kdf_plan(self.limits()).map_or(h.kdf_memory(), |p| p.memory))
             .unwrap_or(UNKNOWN_KDF_MEMORY)
     }

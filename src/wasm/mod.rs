@@ -14,7 +14,7 @@
 use crate::format::container::Limits;
 use crate::error::{Error, Result};
 use crate::read_at::ReadAt;
-use crate::restore::{Backup, FileKind, FileReport, FileRestore, StoredFile, Target, WorkerPlan};
+use crate::restore::{Authenticated, Backup, Early, EarlyChunk, FileKind, FileReport, FileRestore, Indexed, StoredFile, Target, WorkerPlan};
 use crate::output::sink::VolumeSink;
 use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde_json::json;
@@ -207,14 +207,6 @@ fn kind_name(k: FileKind) -> &'static str {
 
 #[wasm_bindgen]
 impl BackupHandle {
-    /// Indexes the backup, verifies its header with `passphrase` (one KDF; a wrong passphrase
-    /// throws `{class: "wrong-passphrase"}`) and reads `qubes.xml`.
-    pub fn open(blob: Blob, passphrase: &[u8], max_kdf_memory: f64) -> Result<BackupHandle, JsValue> {
-        let src = BlobSource::new(blob).map_err(to_js)?;
-        let backup = Backup::open(src, passphrase, &limits(max_kdf_memory)).map_err(to_js)?;
-        Ok(BackupHandle { backup })
-    }
-
     /// The passphrase, to hand to each chunk worker once ([`ChunkOpener::new`]).
     pub fn worker_secret(&self) -> Vec<u8> {
         self.backup.passphrase().to_vec()
@@ -325,6 +317,59 @@ impl BackupHandle {
             restore.push(&plaintext).map_err(to_js)?;
         }
         restore.finish().map(report).map_err(to_js)
+    }
+}
+
+/// Opening in stages, so that the page overlaps the two KDFs of Open: the coordinator runs the
+/// header's KDF ([`PendingBackup::authenticate`]) while a chunk worker opens qubes.xml's first
+/// chunk ([`PendingBackup::early_chunk`]). The chunk's plaintext (its MAC already checked by the
+/// worker) is used only after the header is proven, and only under the id the header proves.
+#[wasm_bindgen]
+pub struct PendingBackup {
+    indexed: Option<Indexed<BlobSource>>,
+    authenticated: Option<Authenticated<BlobSource>>,
+    early: Option<EarlyChunk>,
+    limits: Limits,
+}
+
+#[wasm_bindgen]
+impl PendingBackup {
+    /// Indexes the backup (headers only); nothing is authenticated yet.
+    pub fn index(blob: Blob, max_kdf_memory: f64) -> Result<PendingBackup, JsValue> {
+        let indexed = Indexed::index(BlobSource::new(blob).map_err(to_js)?).map_err(to_js)?;
+        Ok(PendingBackup { indexed: Some(indexed), authenticated: None, early: None, limits: limits(max_kdf_memory) })
+    }
+
+    /// qubes.xml's first chunk for a chunk worker to open beside the header's KDF:
+    /// `{name, offset, size, backup_id}` (`backup_id` unauthenticated: the worker's
+    /// `ChunkOpener` binds it), or null when it is opened the usual way.
+    pub fn early_chunk(&mut self) -> JsValue {
+        let Some(chunk) = self.indexed.as_ref().and_then(|i| i.early_qubes_xml(&self.limits)) else { return JsValue::NULL };
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"name".into(), &chunk.member.name.clone().into());
+        let _ = Reflect::set(&o, &"offset".into(), &JsValue::from_f64(chunk.member.offset as f64));
+        let _ = Reflect::set(&o, &"size".into(), &JsValue::from_f64(chunk.member.size as f64));
+        let _ = Reflect::set(&o, &"backup_id".into(), &chunk.backup_id.clone().into());
+        self.early = Some(chunk);
+        o.into()
+    }
+
+    /// The header's KDF: a wrong passphrase throws `{class: "wrong-passphrase"}` here.
+    pub fn authenticate(&mut self, passphrase: &[u8]) -> Result<(), JsValue> {
+        let indexed = self.indexed.take().ok_or_else(|| to_js(Error::Io("internal: authenticate twice".into())))?;
+        self.authenticated = Some(indexed.authenticate(passphrase, &self.limits).map_err(to_js)?);
+        Ok(())
+    }
+
+    /// Reads qubes.xml: `early_plaintext` is qubes.xml's first chunk as the worker opened it
+    /// (undefined: it is opened here).
+    pub fn finish(&mut self, early_plaintext: Option<Vec<u8>>) -> Result<BackupHandle, JsValue> {
+        let authenticated = self.authenticated.take().ok_or_else(|| to_js(Error::Io("internal: finish before authenticate".into())))?;
+        let early = match (self.early.take(), early_plaintext) {
+            (Some(chunk), Some(plaintext)) => Some((chunk, Ok(Early::Plaintext(plaintext)))),
+            _ => None,
+        };
+        Ok(BackupHandle { backup: authenticated.read_qubes_xml(early).map_err(to_js)? })
     }
 }
 

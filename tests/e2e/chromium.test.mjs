@@ -35,6 +35,10 @@ describe('qubes-rescue page in Chromium', () => {
       const opened = await rp.openBackup(backup.path, backup.passphrase);
       assert.notEqual(opened.status?.state, 'error', `Open failed: ${await rp.describe()}`);
       for (const q of qubeNames(backup)) assert.ok(opened.qubes.includes(q), `qube ${q} not listed (listed: ${opened.qubes})`);
+      // Issue 10: with two or more chunk workers, Open runs qubes.xml's KDF beside the header's.
+      const early = await rp.page.locator('#backup-info').getAttribute('data-early-qubes-xml');
+      const workers = await rp.page.evaluate(() => Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 8)));
+      if (workers >= 2) assert.equal(early, 'true', `Open did not run qubes.xml's KDF on a chunk worker\n${await rp.describe()}`);
       await rp.selectQubes(qubes);
       const expected = expectedFiles(backup, qubes);
       const r = await rp.runAndCollect('restore', { expectNames: Object.keys(expected) });

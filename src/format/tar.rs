@@ -134,15 +134,11 @@ impl Header<'_> {
         &self.0[257..262] == b"ustar"
     }
 
-    /// GNU's magic `ustar  \0`: the prefix field holds GNU's own data (times, sparse map).
-    pub fn is_gnu(&self) -> bool {
-        &self.0[257..265] == b"ustar  \0"
-    }
-
-    /// The name, with the POSIX prefix (never for GNU headers, whose prefix area is other data).
+    /// The name, with the prefix field only where POSIX `ustar\0` headers have one (GNU and
+    /// old headers use that area for other data).
     pub fn path(&self) -> Vec<u8> {
         let name = cstr(&self.0[0..100]);
-        let prefix = if self.is_gnu() { &[][..] } else { cstr(&self.0[345..500]) };
+        let prefix = if &self.0[257..263] == b"ustar\0" { cstr(&self.0[345..500]) } else { &[][..] };
         if prefix.is_empty() {
             name.to_vec()
         } else {

@@ -159,13 +159,14 @@ fn map_err() -> Error {
     tampered("inner tar sparse map")
 }
 
-/// An unsigned numeric header field (see [`tar::number`]).
-fn num(f: &[u8]) -> Result<u64> {
-    tar::number(f).ok_or_else(|| tampered("inner tar header number"))
+/// A header number that did not parse (see [`tar::number`]) is damage.
+fn header_number<T>(n: Option<T>) -> Result<T> {
+    n.ok_or_else(|| tampered("inner tar header number"))
 }
 
-fn num_signed(f: &[u8]) -> Result<i64> {
-    tar::number_signed(f).ok_or_else(|| tampered("inner tar header number"))
+/// An unsigned numeric field outside the named ones (sparse map entries, GNU realsize).
+fn num(f: &[u8]) -> Result<u64> {
+    header_number(tar::number(f))
 }
 
 impl InnerTar {
@@ -474,12 +475,13 @@ impl InnerTar {
         // A lone zero block followed by a header is tolerated, as GNU tar does.
         self.zero_blocks = 0;
 
-        if !tar::Header(&h).checksum_ok() {
+        let header = tar::Header(&h);
+        if !header.checksum_ok() {
             return Err(tampered("inner tar header checksum"));
         }
 
-        let flag = h[156];
-        let size = num(&h[124..136])?;
+        let flag = header.typeflag();
+        let size = header_number(header.size())?;
         let pad = pad_of(size);
         match flag {
             b'x' | b'g' | b'L' | b'K' => {
@@ -506,14 +508,7 @@ impl InnerTar {
 
         // A real member: apply the pending extended headers.
         let pend = std::mem::take(&mut self.pending);
-        let name = if &h[257..263] == b"ustar\0" && h[345] != 0 {
-            let mut n = cstr(&h[345..500]).to_vec();
-            n.push(b'/');
-            n.extend_from_slice(cstr(&h[0..100]));
-            n
-        } else {
-            cstr(&h[0..100]).to_vec()
-        };
+        let name = header.path();
         let kind = match flag {
             b'0' | 0 | b'7' | b'S' => Kind::File,
             b'5' => Kind::Dir,
@@ -522,11 +517,11 @@ impl InnerTar {
             other => Kind::Other(other),
         };
         let path = pend.sparse_name.clone().or(pend.path).or(pend.long_name).unwrap_or(name);
-        let link = pend.link.or(pend.long_link).unwrap_or_else(|| cstr(&h[157..257]).to_vec());
-        let mode = (num(&h[100..108])? & 0o7777) as u32;
+        let link = pend.link.or(pend.long_link).unwrap_or_else(|| header.link_name().to_vec());
+        let mode = header_number(header.mode())?;
         let mtime = match pend.mtime {
             Some(t) => t,
-            None => num_signed(&h[136..148])?,
+            None => header_number(header.mtime())?,
         };
         let size = pend.size.unwrap_or(size);
         let pad = pad_of(size);

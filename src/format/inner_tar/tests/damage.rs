@@ -72,7 +72,7 @@
         assert!(num(&[0x80, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(num(b"0000000000x\0").is_err());
         assert_eq!(num(b"   17 \0\0\0\0\0\0").unwrap(), 15);
-        assert_eq!(num_signed(&[0xff; 12]).unwrap(), -1);
+        assert_eq!(tar::number_signed(&[0xff; 12]), Some(-1));
         for bad in [[0xffu8; 12], [0x80, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0]] {
             let mut h = header(b"f", b'0', 0, b"", false);
             h[124..136].copy_from_slice(&bad);

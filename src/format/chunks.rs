@@ -4,7 +4,9 @@
 //! outer members into files and refuses what Qubes never writes (gaps, duplicates, odd sizes).
 
 use crate::error::{Error, Result};
+use crate::format::container;
 use crate::format::outer::Member;
+use crate::read_at::ReadAt;
 
 /// Salvage follows a sequence past at most this many missing chunks (10 TiB at Qubes' 100 MiB).
 pub const MAX_MISSING_CHUNKS: usize = 100_000;
@@ -152,6 +154,17 @@ fn group(members: &[Member], path: &str, whole: Option<FileKind>, gaps: bool) ->
 pub fn chunk_passphrase(backup_id: &str, chunk_name: &str, passphrase: &[u8]) -> Vec<u8> {
     let stem = chunk_name.strip_suffix(".enc").unwrap_or(chunk_name);
     [backup_id.as_bytes(), b"!", stem.as_bytes(), b"!", passphrase].concat()
+}
+
+/// The scrypt header of `chunk` read alone (its first 96 bytes), to plan a KDF before the
+/// chunk is read: unauthenticated, so only for planning and caps; `None` for a chunk that is
+/// cut short or too small to be a container, or whose header does not parse.
+pub fn scrypt_head(src: &(impl ReadAt + ?Sized), chunk: &Member) -> Option<container::Header> {
+    let mut head = [0u8; container::HEADER_LEN];
+    if chunk.cut || chunk.size < container::OVERHEAD as u64 || src.read_at(chunk.offset, &mut head).is_err() {
+        return None;
+    }
+    container::Header::parse_head(&chunk.name, &head).ok()
 }
 
 #[cfg(test)]

@@ -108,12 +108,8 @@ impl<R: ReadAt> Indexed<R> {
     /// parameters pass the caps. `None`: open it the usual way, after the header.
     pub fn early_qubes_xml(&self, limits: &Limits) -> Option<EarlyChunk> {
         let backup_id = header::parse(&self.outer_header).ok()?.backup_id;
-        let chunk = self.members.iter().find(|m| m.name == "qubes.xml.000.enc" && !m.cut)?;
-        let mut head = [0u8; container::HEADER_LEN];
-        if chunk.size < container::OVERHEAD as u64 || self.src.read_at(chunk.offset, &mut head).is_err() {
-            return None;
-        }
-        let parsed = container::Header::parse_head(&chunk.name, &head).ok()?;
+        let chunk = self.members.iter().find(|m| m.name == "qubes.xml.000.enc")?;
+        let parsed = chunks::scrypt_head(&self.src, chunk)?;
         parsed.check(&chunk.name, limits).ok()?;
         let kdf_memory = parsed.kdf_plan(limits)?.memory;
         Some(EarlyChunk { member: chunk.clone(), backup_id, header: parsed, kdf_memory })

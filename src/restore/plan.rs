@@ -4,8 +4,7 @@
 
 use super::Backup;
 use crate::error::Error;
-use crate::format::chunks::{FileKind, StoredFile};
-use crate::format::container;
+use crate::format::chunks::{self, FileKind, StoredFile};
 use crate::output::names;
 use crate::read_at::ReadAt;
 
@@ -42,12 +41,9 @@ impl<R: ReadAt> Backup<R> {
     /// header is unauthenticated, so this only sizes the pool; the parameters are checked
     /// again before each KDF runs.
     pub fn kdf_memory(&self, file: &StoredFile) -> u64 {
-        let mut head = [0u8; container::HEADER_LEN];
         file.chunks
             .first()
-            .filter(|c| c.size as usize >= container::HEADER_LEN && !c.cut)
-            .and_then(|c| self.source().read_at(c.offset, &mut head).ok())
-            .and_then(|_| container::Header::parse_head("", &head).ok())
+            .and_then(|c| chunks::scrypt_head(self.source(), c))
             .map(|h| h.kdf_plan(self.limits()).map_or(h.kdf_memory(), |p| p.memory))
             .unwrap_or(UNKNOWN_KDF_MEMORY)
     }

@@ -50,39 +50,8 @@ cat > "$WORK/verify.py" <<'PY'
 import hashlib, json, os, re, stat, sys, tarfile
 import xml.etree.ElementTree as ET
 
-from sparse_extents import extents  # tests/sparse_extents.py
+from fixture_files import check_files, check_nothing_else, sha256_file  # tests/fixture_files.py
 
-def sha256_file(p):
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for d in iter(lambda: f.read(1 << 22), b''):
-            h.update(d)
-    return h.hexdigest()
-
-def check_runs(p, ent, err):
-    """every run hashes right, everything else in the file is zero"""
-    runs = sorted((r['offset'], r['offset'] + r['length'], r['sha256']) for r in ent['runs'])
-    with open(p, 'rb') as f:
-        for a, b, h in runs:
-            f.seek(a); d = f.read(b - a)
-            if len(d) != b - a or hashlib.sha256(d).hexdigest() != h:
-                return err('%s: data run at %d (+%d) differs' % (ent['archive_name'], a, b - a))
-        size = os.fstat(f.fileno()).st_size
-        for s, e in extents(f, size):           # data outside the runs must be zeros
-            pos = s
-            while pos < e:
-                nxt = next(((a, b) for a, b, _ in runs if b > pos), None)
-                if nxt and nxt[0] <= pos:
-                    pos = nxt[1]; continue
-                end = min(e, nxt[0] if nxt else e)
-                f.seek(pos); left = end - pos
-                while left:
-                    d = f.read(min(1 << 22, left))
-                    if d.count(0) != len(d):
-                        return err('%s: non-zero bytes outside the data runs near offset %d'
-                                   % (ent['archive_name'], pos))
-                    left -= len(d); pos += len(d)
-                pos = end
 
 def main(manifest_path, name, bin_path, xdir, out, listing, hmac_log):
     m = json.load(open(manifest_path))
@@ -137,46 +106,8 @@ def main(manifest_path, name, bin_path, xdir, out, listing, hmac_log):
                 err('qubes.xml: %s should be listed with backup_content False and backup_path %r'
                     % (o['name'], o['backup_path']))
     expected = {'qubes.xml'}
-    nfiles = 0
-    for q in b['qubes']:
-        for ent in q['files']:
-            rel = os.path.normpath(ent['archive_name'])
-            p = os.path.join(out, rel)
-            expected.add(rel)
-            nfiles += 1
-            try:
-                st = os.lstat(p)
-            except FileNotFoundError:
-                err('%s: missing' % ent['archive_name']); continue
-            t = ent['type']
-            if t == 'dir':
-                if not stat.S_ISDIR(st.st_mode):
-                    err('%s: not a directory' % ent['archive_name'])
-            elif t == 'symlink':
-                if not stat.S_ISLNK(st.st_mode):
-                    err('%s: not a symlink' % ent['archive_name'])
-                elif os.readlink(p) != ent['target']:
-                    err('%s: symlink target %r != %r' % (ent['archive_name'], os.readlink(p), ent['target']))
-            else:
-                if not stat.S_ISREG(st.st_mode):
-                    err('%s: not a regular file' % ent['archive_name']); continue
-                if st.st_size != ent['size']:
-                    err('%s: size %d != %d' % (ent['archive_name'], st.st_size, ent['size'])); continue
-                if 'runs' in ent:
-                    check_runs(p, ent, err)
-                if 'sha256' in ent and sha256_file(p) != ent['sha256']:
-                    err('%s: sha256 differs' % ent['archive_name'])
-            if 'mode' in ent and '%04o' % (st.st_mode & 0o7777) != ent['mode']:
-                err('%s: mode %04o != %s' % (ent['archive_name'], st.st_mode & 0o7777, ent['mode']))
-    for root, dirs, files in os.walk(out):
-        for n in dirs + files:
-            rel = os.path.relpath(os.path.join(root, n), out)
-            full = os.path.join(root, n)
-            if rel in expected:
-                continue
-            if os.path.isdir(full) and not os.path.islink(full) and any(e.startswith(rel + '/') for e in expected):
-                continue                    # vmN/, appvms/, dom0-home/ parents
-            err('unexpected restored entry %s' % rel)
+    nfiles = check_files(out, b, err, expected)
+    check_nothing_else(out, expected, err)
     for e in errors:
         print('  FAIL %s: %s' % (name, e))
     return not errors, nfiles

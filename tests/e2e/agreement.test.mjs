@@ -18,14 +18,13 @@ import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile, truncate, open as fsOpen } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { PAGE, REPO, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sha256File } from './lib/common.mjs';
 import { launchChromium, RescuePage } from './lib/chromium.mjs';
 import { launchFirefox, FirefoxRescuePage, FIREFOX_BIN } from './lib/firefox.mjs';
 import { manifestAvailable, pick, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { filesProblems } from './lib/assertions.mjs';
-import { makeTar, scryptEnc, scryptDec, outerMember, rebuildBackup } from './lib/craft.mjs';
+import { makeTar, scryptEnc, scryptDec, outerMember, rebuildBackup, setScryptLogN } from './lib/craft.mjs';
 import { CLI, EXIT_CODES, runCli } from './lib/cli.mjs';
 
 const log = (...a) => console.log('   #', ...a);
@@ -101,13 +100,7 @@ const ROWS = [
     build: async (dir, b) => {
       const m = listOuterMembers(b.path).find((x) => x.name === 'backup-header.hmac');
       const path = await copyOf(b, dir, 'absurd-kdf.bin');
-      const fh = await fsOpen(path, 'r+');
-      const hdr = Buffer.alloc(64);
-      await fh.read(hdr, 0, 64, m.dataOffset);
-      hdr[7] = 30; // logN: 128 * r * 2^30 bytes = 1 TiB at r=8
-      createHash('sha256').update(hdr.subarray(0, 48)).digest().copy(hdr, 48, 0, 16); // keep the header checksum valid
-      await fh.write(hdr, 0, 64, m.dataOffset);
-      await fh.close();
+      await setScryptLogN(path, m.dataOffset, 30); // 128 * r * 2^30 bytes = 1 TiB at r=8
       return { path, passphrase: b.passphrase };
     },
   },

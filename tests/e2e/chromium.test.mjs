@@ -10,7 +10,7 @@ import { PAGE, PAGE_URL, REPO, existsSync, listOuterMembers, ciphertextByteOffse
 import { launchChromium, RescuePage, startTrapProxy } from './lib/chromium.mjs';
 import { loadManifest, manifestAvailable, pick, hasRootImg, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { assertFilesMatch } from './lib/assertions.mjs';
-import { makeTar, scryptEnc, outerMember } from './lib/craft.mjs';
+import { makeTar, scryptEnc, outerMember, setScryptLogN } from './lib/craft.mjs';
 import { gzipSync } from 'node:zlib';
 
 const DEMO_TESTID = process.env.QR_DEMO_TESTID || 'demo';
@@ -233,13 +233,7 @@ describe('qubes-rescue page in Chromium', () => {
     try {
       const copy = join(dir, b.file);
       await copyFile(b.path, copy);
-      const fh = await fsOpen(copy, 'r+');
-      const hdr = Buffer.alloc(64);
-      await fh.read(hdr, 0, 64, m.dataOffset);
-      hdr[7] = 30; // logN: 128 * r * 2^30 bytes = 1 TiB at r=8
-      createHash('sha256').update(hdr.subarray(0, 48)).digest().copy(hdr, 48, 0, 16); // keep the header checksum valid
-      await fh.write(hdr, 0, 64, m.dataOffset);
-      await fh.close();
+      await setScryptLogN(copy, m.dataOffset, 30); // 128 * r * 2^30 bytes = 1 TiB at r=8
       const opened = await rp.openBackup(copy, b.passphrase, { timeout: 60000 });
       log(`unsafe parameters reported after ${opened.ms} ms: ${JSON.stringify(opened.status)}`);
       assert.equal(opened.status?.state, 'error', await rp.describe());

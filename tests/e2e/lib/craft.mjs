@@ -2,6 +2,8 @@
 // (Tarsnap, >= 1.3) to encrypt a replacement chunk exactly as Qubes does.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { open as fsOpen } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { listOuterMembers } from './common.mjs';
 
@@ -89,4 +91,20 @@ export function rebuildBackup(path, edit) {
   }
   out.push(tail.length ? tail : Buffer.alloc(1024));
   return Buffer.concat(out);
+}
+
+/** Rewrites, in the file at `path`, the logN byte of the scrypt container whose data starts at
+ *  `dataOffset` (an outer member's), keeping its header checksum valid: only the parameter caps
+ *  can refuse it then. */
+export async function setScryptLogN(path, dataOffset, logN) {
+  const fh = await fsOpen(path, 'r+');
+  try {
+    const hdr = Buffer.alloc(64);
+    await fh.read(hdr, 0, 64, dataOffset);
+    hdr[7] = logN;
+    createHash('sha256').update(hdr.subarray(0, 48)).digest().copy(hdr, 48, 0, 16);
+    await fh.write(hdr, 0, 64, dataOffset);
+  } finally {
+    await fh.close();
+  }
 }

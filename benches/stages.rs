@@ -76,13 +76,13 @@ fn main() {
             let mut d = decoder(c);
             let mut n = 0usize;
             for piece in packed.chunks(4 * MIB) {
-                d.feed(piece, &mut |out| {
+                d.feed("bench", piece, &mut |out| {
                     n += out.len();
                     Ok(())
                 })
                 .unwrap();
             }
-            d.finish(&mut |out| {
+            d.finish("bench", &mut |out| {
                 n += out.len();
                 Ok(())
             })

@@ -52,4 +52,4 @@ pub mod writer;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use error::{Error, Result};
+pub use error::{Check, Cut, Error, Limit, Location, Offset, Result, TarEnd, TarFault};

@@ -1,7 +1,7 @@
 //! The only input the core sees: random access to the backup file.
 //! Native: a `File` (pread). Browser: `File.slice` through `FileReaderSync`. Tests: a byte slice.
 
-use crate::error::{Error, Result};
+use crate::error::{Cut, Error, Result};
 
 pub trait ReadAt {
     /// Total length of the source in bytes.
@@ -23,7 +23,7 @@ pub trait ReadAt {
 }
 
 fn past_end(offset: u64, want: usize, len: u64) -> Error {
-    Error::truncated("backup file", format!("wanted {want} bytes at offset {offset}, the file has {len}"))
+    Error::truncated("backup file", Cut::Read { want: want as u64, at: offset, len })
 }
 
 impl ReadAt for [u8] {

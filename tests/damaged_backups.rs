@@ -644,3 +644,36 @@ fn an_early_qubes_xml_result_is_used_only_under_the_proven_backup_id() {
     assert!(indexed.early_qubes_xml(&limits()).is_some());
     assert!(matches!(indexed.authenticate(b"wrong", &limits()), Err(Error::WrongPassphrase { .. })));
 }
+
+#[test]
+fn a_damaged_inner_tar_is_reported_in_the_chunk_and_at_the_stream_byte_where_it_lies() {
+    // firewall.xml's stream: a valid 600-byte member (512 + 1024 bytes), then a block that is
+    // no tar header. With 1024-byte chunks and no compression, that block is at byte 1536 of
+    // the stream: inside chunk .001.
+    let mut tar = Vec::new();
+    let mut h = [0u8; 512];
+    h[..16].copy_from_slice(b"vm5/firewall.xml");
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[124..136].copy_from_slice(format!("{:011o}\0", 600).as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar ");
+    h[263..265].copy_from_slice(b" \0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    tar.extend_from_slice(&h);
+    tar.extend_from_slice(&[b'x'; 1024]);
+    tar.extend_from_slice(&[0x55; 512]);
+    tar.extend_from_slice(&[0; 1024]);
+    let mut w = BackupWriter::new(PASS.as_bytes(), BACKUP_ID, Compression::None).chunk_size(1024).scrypt_log_n(4);
+    w.qubes_xml(qubes_xml(&[]).as_bytes());
+    w.stream("vm5/firewall.xml", tar);
+    let backup = Backup::open(w.finish(), PASS.as_bytes(), &limits()).unwrap();
+    let files = backup.files("work").unwrap();
+    let file = files.iter().find(|f| f.name == "firewall.xml").unwrap();
+    let e = qubes_rescue::restore::restore_file(&backup, file, qubes_rescue::restore::Target::Verify, 2, &mut |_| {}).unwrap_err();
+    assert_eq!(e.check(), Some(&qubes_rescue::Check::InnerTar(qubes_rescue::TarFault::HeaderChecksum)), "{e}");
+    assert_eq!(e.location(), Some(&qubes_rescue::Location::stream("vm5/firewall.xml.001.enc", 1536)), "{e}");
+    assert!(e.to_string().contains("vm5/firewall.xml.001.enc (byte 1536 of its decompressed stream)"), "{e}");
+}

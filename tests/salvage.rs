@@ -301,7 +301,7 @@ fn file_restore_push_api_salvages_like_the_cli() {
     let mut r = FileRestore::new(file, backup.compression(), Target::Volume(Box::new(&mut sink))).salvage();
     for (i, chunk) in file.chunks.iter().enumerate() {
         if bad.contains(&i) {
-            let why = qubes_rescue::Error::tampered(&chunk.name, "scrypt file MAC");
+            let why = qubes_rescue::Error::tampered(&chunk.name, qubes_rescue::Check::FileMac);
             r.push_lost(Some(chunk.size - container::OVERHEAD as u64), why).unwrap();
         } else {
             r.push(&backup.open_chunk(chunk).unwrap()).unwrap();
@@ -335,7 +335,7 @@ fn file_restore_push_api_salvages_like_the_cli() {
     let file = files.iter().find(|f| f.name == "private.img").unwrap();
     let mut r = FileRestore::new(file, gz.compression(), Target::Verify).salvage();
     r.push(&gz.open_chunk(&file.chunks[0]).unwrap()).unwrap();
-    r.push_lost(Some(CHUNK as u64), qubes_rescue::Error::tampered(&file.chunks[1].name, "scrypt file MAC")).unwrap();
+    r.push_lost(Some(CHUNK as u64), qubes_rescue::Error::tampered(&file.chunks[1].name, qubes_rescue::Check::FileMac)).unwrap();
     assert!(!r.wants_more());
 }
 

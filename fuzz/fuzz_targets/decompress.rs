@@ -45,9 +45,9 @@ fn decode(c: Compression, data: &[u8], seed: u32) -> Result<Vec<u8>, Error> {
         Ok(())
     };
     for p in pieces(data, seed) {
-        d.feed(p, &mut out)?;
+        d.feed("fuzz", p, &mut out)?;
     }
-    d.finish(&mut out)?;
+    d.finish("fuzz", &mut out)?;
     Ok(got)
 }
 

@@ -57,14 +57,14 @@ fuzz_target!(|data: &[u8]| {
         v.next = o + l;
     };
     let feed = |t: &mut InnerTar, v: &mut Check, bytes: &[u8]| -> bool {
-        bytes.chunks(piece.max(1)).all(|p| t.feed(p, v).is_ok())
+        bytes.chunks(piece.max(1)).all(|p| t.feed("fuzz", p, v).is_ok())
     };
     if let Some((a, b)) = gap {
         if !feed(&mut t, &mut v, &tar[..a]) {
             return;
         }
         let mut lost = Vec::new();
-        let synced = match t.skip((b - a) as u64, &mut v, &mut |o, l| lost.push((o, l))) {
+        let synced = match t.skip("fuzz", (b - a) as u64, &mut v, &mut |o, l| lost.push((o, l))) {
             Ok(s) => s,
             Err(_) => return,
         };
@@ -76,12 +76,12 @@ fuzz_target!(|data: &[u8]| {
             for (o, l) in lost {
                 lost_check(&mut v, o, l);
             }
-            assert!(t.feed(b"x", &mut v).is_err() && t.finish(&mut v).is_err());
+            assert!(t.feed("fuzz", b"x", &mut v).is_err() && t.finish("fuzz", &mut v).is_err());
             return;
         }
         at = b;
     }
     if feed(&mut t, &mut v, &tar[at..]) {
-        let _ = t.finish(&mut v);
+        let _ = t.finish("fuzz", &mut v);
     }
 });

@@ -3,7 +3,7 @@
 //! container whose passphrase binds it to its backup, file and place. This module groups the
 //! outer members into files and refuses what Qubes never writes (gaps, duplicates, odd sizes).
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use crate::format::container;
 use crate::format::outer::Member;
 use crate::read_at::ReadAt;
@@ -61,7 +61,7 @@ fn split_chunk_name(name: &str) -> Option<(&str, usize)> {
 pub fn chunk_error(e: Error) -> Error {
     match e {
         Error::WrongPassphrase { member } => {
-            Error::tampered(member, "scrypt header MAC (the chunk was altered, renamed, or belongs to another file or backup)")
+            Error::tampered(member, Check::ChunkHeaderMac)
         }
         other => other,
     }
@@ -97,7 +97,7 @@ fn group(members: &[Member], path: &str, whole: Option<FileKind>, gaps: bool) ->
         }
         let (base, index) = split_chunk_name(&m.name)
             .filter(|(b, _)| if whole.is_some() { *b == path } else { b.len() > path.len() + 1 })
-            .ok_or_else(|| Error::tampered(&m.name, "member name (format 4 chunks are named <file>.NNN.enc)"))?;
+            .ok_or_else(|| Error::tampered(&m.name, Check::ChunkName))?;
         let at = match files.iter().position(|f| f.path == base) {
             Some(at) => at,
             None => {
@@ -123,15 +123,15 @@ fn group(members: &[Member], path: &str, whole: Option<FileKind>, gaps: bool) ->
         let mut want = 0;
         for (got, m) in &order {
             if *got < want {
-                return Err(Error::tampered(&m.name, "chunk sequence (duplicate chunk)"));
+                return Err(Error::tampered(&m.name, Check::ChunkDuplicate));
             }
             if *got > want {
                 if !gaps {
-                    return Err(Error::tampered(&m.name, format!("chunk sequence (chunk .{want:03} is missing before it)")));
+                    return Err(Error::tampered(&m.name, Check::ChunkMissing(want)));
                 }
                 // A hostile name (`.99999999999.enc`) must not make us list billions of chunks.
                 if file.missing.len() + (got - want) > MAX_MISSING_CHUNKS {
-                    return Err(Error::tampered(&m.name, format!("chunk sequence (more than {MAX_MISSING_CHUNKS} chunks missing before it)")));
+                    return Err(Error::tampered(&m.name, Check::ChunkGap(MAX_MISSING_CHUNKS)));
                 }
                 file.missing.extend(want..*got);
             }
@@ -141,7 +141,7 @@ fn group(members: &[Member], path: &str, whole: Option<FileKind>, gaps: bool) ->
         let first = file.chunks[0].size;
         let non_final = &file.chunks[..file.chunks.len() - 1];
         if let Some(odd) = non_final.iter().find(|c| c.size != first) {
-            return Err(Error::tampered(&odd.name, "chunk sequence (chunks of one file have one size)"));
+            return Err(Error::tampered(&odd.name, Check::ChunkSize));
         }
         // No chunk exceeds 100 MiB + 128 bytes: `outer::index` refused larger members already.
     }
@@ -176,7 +176,7 @@ mod tests {
         let m = |name: &str, size| Member { name: name.into(), offset: 0, size, cut: false };
         let members = [m("vm5/a.img.000.enc", 228), m("vm5/a.img.002.enc", 228), m("vm5/a.img.005.enc", 140)];
         let e = sequences(&members, "vm5", None).unwrap_err();
-        assert_eq!(e, Error::tampered("vm5/a.img.002.enc", "chunk sequence (chunk .001 is missing before it)"));
+        assert_eq!(e, Error::tampered("vm5/a.img.002.enc", Check::ChunkMissing(1)));
         let files = sequences_with_gaps(&members, "vm5", None).unwrap();
         assert_eq!(files[0].missing, [1, 3, 4]);
         assert_eq!(files[0].chunks.len(), 3);

@@ -9,7 +9,7 @@
 //! checked against the memory cap before the KDF allocates, the header MAC tells a
 //! wrong passphrase, and the whole-file MAC is verified before decryption starts.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Result};
 use crate::kdf;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, KeyInit, Mac};
@@ -68,7 +68,7 @@ impl Header {
     pub fn parse(member: &str, bytes: &[u8]) -> Result<Header> {
         Header::magic_and_version(member, bytes)?;
         if bytes.len() < OVERHEAD {
-            return Err(Error::truncated(member, format!("{} bytes, an encrypted file has at least {OVERHEAD}", bytes.len())));
+            return Err(Error::truncated(member, Cut::Container { len: bytes.len() as u64, min: OVERHEAD as u64 }));
         }
         Header::fields(member, bytes)
     }
@@ -82,7 +82,7 @@ impl Header {
 
     fn magic_and_version(member: &str, bytes: &[u8]) -> Result<()> {
         if bytes.len() < 7 || &bytes[..6] != MAGIC {
-            return Err(Error::tampered(member, "scrypt magic"));
+            return Err(Error::tampered(member, Check::ScryptMagic));
         }
         if bytes[6] != 0 {
             return Err(Error::unsupported(format!("{member}: scrypt container version {}", bytes[6])));
@@ -94,7 +94,7 @@ impl Header {
     fn fields(member: &str, bytes: &[u8]) -> Result<Header> {
         let sum = Sha256::digest(&bytes[..48]);
         if sum[..16] != bytes[48..64] {
-            return Err(Error::tampered(member, "scrypt header checksum"));
+            return Err(Error::tampered(member, Check::ScryptHeaderChecksum));
         }
         let mut raw = [0u8; HEADER_LEN];
         raw.copy_from_slice(&bytes[..HEADER_LEN]);
@@ -170,12 +170,12 @@ pub fn derive_keys(member: &str, passphrase: &[u8], header: &Header, limits: &Li
 /// Verifies the whole-file MAC of a container (`bytes` is the complete `.enc` member).
 pub fn verify(member: &str, keys: &Keys, bytes: &[u8]) -> Result<()> {
     if bytes.len() < OVERHEAD {
-        return Err(Error::truncated(member, "shorter than an scrypt container"));
+        return Err(Error::truncated(member, Cut::Container { len: bytes.len() as u64, min: OVERHEAD as u64 }));
     }
     let (body, tag) = bytes.split_at(bytes.len() - MAC_LEN);
     let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
     mac.update(body);
-    mac.verify_slice(tag).map_err(|_| Error::tampered(member, "scrypt file MAC"))
+    mac.verify_slice(tag).map_err(|_| Error::tampered(member, Check::FileMac))
 }
 
 /// Compares a whole-file MAC computed elsewhere (the page's WebCrypto) with the one stored in
@@ -183,7 +183,7 @@ pub fn verify(member: &str, keys: &Keys, bytes: &[u8]) -> Result<()> {
 pub fn check_mac(member: &str, computed: &[u8], stored: &[u8]) -> Result<()> {
     let differ = computed.iter().zip(stored).fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if computed.len() != MAC_LEN || stored.len() != MAC_LEN || differ != 0 {
-        return Err(Error::tampered(member, "scrypt file MAC"));
+        return Err(Error::tampered(member, Check::FileMac));
     }
     Ok(())
 }

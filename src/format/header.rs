@@ -1,7 +1,7 @@
 //! `backup-header`: seven `key=value` lines (FORMAT.md §3). Parsed only after its
 //! authenticated copy in `backup-header.hmac` matched it byte for byte (§4).
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackupHeader {
@@ -15,7 +15,7 @@ pub struct BackupHeader {
 }
 
 fn bad(why: impl Into<String>) -> Error {
-    Error::tampered("backup-header", why)
+    Error::tampered("backup-header", Check::BackupHeader(why.into()))
 }
 
 fn truthy(v: &str) -> bool {

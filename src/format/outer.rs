@@ -2,7 +2,7 @@
 //! (FORMAT.md §2). It is not authenticated, so everything here is checked and capped,
 //! and only headers are read: indexing a multi-GB backup touches a few KiB per member.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Limit, Location, Result};
 use crate::format::tar::{self, cstr, is_zero, Header};
 use crate::read_at::ReadAt;
 
@@ -29,18 +29,18 @@ impl Member {
     /// Reads the whole member, refusing more than `cap` bytes or a member cut short.
     pub fn read(&self, src: &(impl ReadAt + ?Sized), cap: u64) -> Result<Vec<u8>> {
         if self.size > cap {
-            return Err(Error::tampered(&self.name, format!("size ({} bytes, at most {cap} expected)", self.size)));
+            return Err(Error::over_limit(&self.name, Limit::MemberSize, self.size, cap));
         }
         if self.cut {
-            return Err(Error::truncated(&self.name, "the backup file ends inside it"));
+            return Err(Error::truncated(&self.name, Cut::Member));
         }
         src.read_vec(self.offset, self.size as usize)
     }
 }
 
 /// pax records of an outer member: only `path` and `size` matter; returns their overrides.
-fn pax_overrides(data: &[u8], at: &str) -> Result<(Option<Vec<u8>>, Option<u64>)> {
-    let bad = || Error::tampered(at, "pax extended header");
+fn pax_overrides(data: &[u8], at: &Location) -> Result<(Option<Vec<u8>>, Option<u64>)> {
+    let bad = || Error::tampered(at.clone(), Check::PaxHeader);
     let (mut path, mut size) = (None, None);
     for record in tar::pax_records(data) {
         match record.map_err(|()| bad())? {
@@ -53,7 +53,7 @@ fn pax_overrides(data: &[u8], at: &str) -> Result<(Option<Vec<u8>>, Option<u64>)
 }
 
 /// Outer member names are short relative ASCII paths (`vm12/private.img.003.enc`).
-fn check_name(name: &[u8], at: &str) -> Result<String> {
+fn check_name(name: &[u8], at: &Location) -> Result<String> {
     let text = std::str::from_utf8(name)
         .ok()
         .filter(|s| s.is_ascii() && !s.is_empty() && !s.contains('\0') && !s.chars().any(|c| c.is_ascii_control()))
@@ -83,7 +83,7 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
             if is_zero(&tail) {
                 break;
             }
-            return Err(Error::truncated("backup file", format!("it ends inside a tar header at offset {offset}")));
+            return Err(Error::truncated(Location::file("backup file", offset), Cut::TarHeader));
         }
         src.read_at(offset, &mut block)?;
         if is_zero(&block) {
@@ -96,30 +96,30 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
             offset += zeros.max(1) * BLOCK;
             continue;
         }
-        let at = format!("backup file at offset {offset}");
+        let at = Location::file("backup file", offset);
         let header = Header(&block);
         if !header.checksum_ok() || !header.is_ustar() {
             if members.is_empty() {
                 return Err(Error::not_a_backup("it does not start with a tar archive"));
             }
-            return Err(Error::tampered(at, "tar header checksum"));
+            return Err(Error::tampered(at, Check::TarChecksum));
         }
         let typeflag = header.typeflag();
         let size = match next_size.take() {
             Some(s) => s,
-            None => header.size().ok_or_else(|| Error::tampered(&at, "tar size field"))?,
+            None => header.size().ok_or_else(|| Error::tampered(at.clone(), Check::TarSize))?,
         };
         let data = offset + BLOCK;
-        let padded = size.checked_add(BLOCK - 1).map(|s| s / BLOCK * BLOCK).ok_or_else(|| Error::tampered(&at, "tar size field"))?;
-        let end = data.checked_add(padded).ok_or_else(|| Error::tampered(&at, "tar size field"))?;
+        let padded = size.checked_add(BLOCK - 1).map(|s| s / BLOCK * BLOCK).ok_or_else(|| Error::tampered(at.clone(), Check::TarSize))?;
+        let end = data.checked_add(padded).ok_or_else(|| Error::tampered(at.clone(), Check::TarSize))?;
         let cut = data.saturating_add(size) > len;
         match typeflag {
             b'x' | b'L' => {
                 if size > MAX_META {
-                    return Err(Error::tampered(at, "oversized pax header"));
+                    return Err(Error::over_limit(at, Limit::TarMetadata, size, MAX_META));
                 }
                 if cut {
-                    return Err(Error::truncated("backup file", format!("it ends inside a tar header at offset {offset}")));
+                    return Err(Error::truncated(at, Cut::TarHeader));
                 }
                 let meta = src.read_vec(data, size as usize)?;
                 if typeflag == b'x' {
@@ -137,7 +137,7 @@ pub fn index(src: &(impl ReadAt + ?Sized)) -> Result<Vec<Member>> {
                 };
                 let name = check_name(&raw, &at)?;
                 if size > MAX_MEMBER {
-                    return Err(Error::tampered(&name, format!("size ({size} bytes, a Qubes backup member is at most {MAX_MEMBER})")));
+                    return Err(Error::over_limit(&name, Limit::MemberSize, size, MAX_MEMBER));
                 }
                 members.push(Member { name, offset: data, size, cut });
             }
@@ -239,6 +239,8 @@ mod tests {
         h[148..156].copy_from_slice(b"        ");
         let sum: u32 = h.iter().map(|&b| b as u32).sum();
         h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        assert!(matches!(index(&h), Err(Error::Tampered { .. })));
+        let e = index(&h).unwrap_err();
+        assert_eq!(e.class(), "tampered");
+        assert!(matches!(e, Error::OverLimit { limit: Limit::MemberSize, value, cap: MAX_MEMBER, .. } if value == MAX_MEMBER + 1), "{e:?}");
     }
 }

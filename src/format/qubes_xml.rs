@@ -3,7 +3,7 @@
 //! parsed with a real XML parser that refuses DTDs (and with them every entity trick),
 //! and every value used later is checked where it is used.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Limit, Result};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -28,7 +28,7 @@ pub struct Qube {
 }
 
 fn tampered(why: impl Into<String>) -> Error {
-    Error::tampered("qubes.xml", why)
+    Error::tampered("qubes.xml", Check::QubesXml(why.into()))
 }
 
 fn truthy(v: &str) -> bool {
@@ -55,7 +55,7 @@ pub fn valid_qube_name(name: &str) -> bool {
 /// Lists the qubes included in the backup (`backup-content` true), in document order.
 pub fn parse(xml: &[u8]) -> Result<Vec<Qube>> {
     if xml.len() as u64 > MAX_XML {
-        return Err(Error::unsupported(format!("a qubes.xml of {} bytes (at most {MAX_XML})", xml.len())));
+        return Err(Error::over_limit("qubes.xml", Limit::QubesXml, xml.len() as u64, MAX_XML));
     }
     let text = std::str::from_utf8(xml).map_err(|_| tampered("UTF-8 text"))?;
     // roxmltree's defaults refuse any DOCTYPE, so no entity can be declared or expanded.

@@ -6,7 +6,7 @@
 //! `dom0-home/<user>/…`; they are restored verbatim, as Qubes' own restore does.
 
 use super::tree::{io_err, set_mtime, TreeWriter};
-use crate::error::{Error, Result};
+use crate::error::{Cut, Error, Limit, Result};
 use crate::format::inner_tar::{Entry, Kind, Visitor};
 use std::collections::HashSet;
 use std::fs::File;
@@ -30,6 +30,8 @@ struct OpenFile {
 /// the inner tar ends: it applies folder modes.
 pub struct HomeTree {
     tree: TreeWriter,
+    /// The home's path in the backup (`dom0-home/user`), for errors.
+    name: String,
     prefix: Vec<Vec<u8>>,
     prefix_ok: bool,
     cur: Option<OpenFile>,
@@ -59,6 +61,7 @@ impl HomeTree {
         prefix_ok &= !comps.is_empty();
         HomeTree {
             tree: TreeWriter::new(out_root),
+            name: prefix.to_string(),
             prefix: comps,
             prefix_ok,
             cur: None,
@@ -73,7 +76,7 @@ impl HomeTree {
     /// Applies folder modes (deepest first), once every member was extracted.
     pub fn finish(&mut self) -> Result<()> {
         if let Some(cur) = &self.cur {
-            return Err(Error::truncated("", format!("{} is incomplete", cur.path.display())));
+            return Err(Error::truncated(&self.name, Cut::Incomplete(cur.path.display().to_string())));
         }
         self.tree.finish()
     }
@@ -127,11 +130,11 @@ impl Visitor for HomeTree {
         // Caps on what a hostile home tar can make us hold or create: Linux refuses longer
         // paths anyway (PATH_MAX), and a real home stays far below the entry count.
         if e.path.len() > MAX_HOME_PATH {
-            return Err(Error::unsupported(format!("a dom0 home entry with a path of {} bytes (at most {MAX_HOME_PATH})", e.path.len())));
+            return Err(Error::over_limit(&self.name, Limit::HomePath, e.path.len() as u64, MAX_HOME_PATH as u64));
         }
         self.entries += 1;
         if self.entries > crate::browse::fs::MAX_HOME_ENTRIES as u64 {
-            return Err(Error::unsupported(format!("a dom0 home of more than {} entries", crate::browse::fs::MAX_HOME_ENTRIES)));
+            return Err(Error::over_limit(&self.name, Limit::HomeEntries, self.entries, crate::browse::fs::MAX_HOME_ENTRIES as u64));
         }
         let comps = self.components(&e.path)?;
         if let Kind::Other(flag) = e.kind {

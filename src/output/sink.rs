@@ -3,7 +3,7 @@
 //!
 //! Sinks take positioned writes and never write holes, so a sparse volume stays sparse on disk.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Limit, Location, Result};
 
 /// Where a restored volume (or any single file) goes: positioned writes, holes never written.
 pub trait VolumeSink {
@@ -29,7 +29,7 @@ impl MemorySink {
     }
 
     fn over(&self, len: u64) -> Error {
-        Error::unsupported(format!("a file of {len} bytes where at most {} bytes are expected", self.cap))
+        Error::over_limit(Location::default(), Limit::FileSize, len, self.cap)
     }
 }
 
@@ -88,9 +88,9 @@ mod tests {
         let mut t = InnerTar::new();
         let r = (|| {
             for p in tar.chunks(piece) {
-                t.feed(p, &mut home)?;
+                t.feed("dom0-home", p, &mut home)?;
             }
-            t.finish(&mut home)?;
+            t.finish("dom0-home", &mut home)?;
             home.finish()
         })();
         (home, r)

@@ -57,12 +57,12 @@ impl SparseFile {
     }
 
     fn file(&self) -> Result<&File> {
-        self.file.as_ref().ok_or_else(|| Error::Io("the output file is closed".into()))
+        self.file.as_ref().ok_or_else(|| Error::internal("the output file is used after it was closed"))
     }
 
     /// Flushes to disk and renames `.partial` to the final name (refused if that appeared meanwhile).
     pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().ok_or_else(|| Error::Io("the output file is closed".into()))?;
+        let file = self.file.take().ok_or_else(|| Error::internal("the output file is used after it was closed"))?;
         file.sync_all().map_err(|e| io_err("flush", &self.partial, e))?;
         drop(file);
         if fs::symlink_metadata(&self.final_path).is_ok() {

@@ -17,7 +17,7 @@ pub use crate::format::chunks::{chunk_error, FileKind, StoredFile, MAX_MISSING_C
 use crate::format::chunks::{self, sequences};
 use crate::format::container::{self, Limits};
 use crate::format::decompress::Compression;
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Limit, Result};
 use crate::format::header::{self, BackupHeader};
 use crate::format::outer::{self, Member};
 use crate::format::qubes_xml::{self, Qube};
@@ -45,7 +45,7 @@ fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>>
     let mut found = members.iter().filter(|m| m.name == name);
     let first = found.next();
     if found.next().is_some() {
-        return Err(Error::tampered(name, "uniqueness (the member appears twice)"));
+        return Err(Error::tampered(name, Check::Uniqueness));
     }
     Ok(first)
 }
@@ -86,7 +86,7 @@ impl<R: ReadAt> Indexed<R> {
         let members = outer::index(&src)?;
         let header_member = find_one(&members, "backup-header")?.ok_or_else(|| Error::not_a_backup("it has no backup-header"))?;
         let copy_member = find_one(&members, "backup-header.hmac")?
-            .ok_or_else(|| Error::truncated("backup-header.hmac", "missing from the backup"))?;
+            .ok_or_else(|| Error::truncated("backup-header.hmac", Cut::Missing))?;
         let outer_header = header_member.read(&src, MAX_HEADER)?;
         let copy = copy_member.read(&src, MAX_HEADER)?;
         if !copy.starts_with(b"scrypt") {
@@ -98,7 +98,7 @@ impl<R: ReadAt> Indexed<R> {
                     "backup format 3 or older (Qubes R2/R3.x); this tool restores format 4 (Qubes R4.0 and later)",
                 ));
             }
-            return Err(Error::tampered("backup-header.hmac", "scrypt container magic"));
+            return Err(Error::tampered("backup-header.hmac", Check::ScryptMagic));
         }
         Ok(Indexed { src, members, outer_header, copy })
     }
@@ -121,7 +121,7 @@ impl<R: ReadAt> Indexed<R> {
         let header_passphrase = [b"backup-header!".as_slice(), passphrase].concat();
         let authentic = container::open("backup-header.hmac", &header_passphrase, self.copy, limits)?;
         if authentic != self.outer_header {
-            return Err(Error::tampered("backup-header", "comparison with its authenticated copy"));
+            return Err(Error::tampered("backup-header", Check::HeaderCopy));
         }
         let header = header::parse(&authentic)?;
         let compression = Compression::from_header(header.compressed, header.compression_filter.as_deref())?;
@@ -169,9 +169,9 @@ impl<R: ReadAt> Backup<R> {
         // chunks is accepted too, within the same 1 MiB budget.
         let file = sequences(&self.members, "qubes.xml", Some(FileKind::Small))?
             .pop()
-            .ok_or_else(|| Error::truncated("qubes.xml.000.enc", "missing from the backup"))?;
+            .ok_or_else(|| Error::truncated("qubes.xml.000.enc", Cut::Missing))?;
         if file.encrypted_size() > MAX_QUBES_XML {
-            return Err(Error::unsupported(format!("a qubes.xml of {} bytes (Qubes reads at most 1 MiB)", file.encrypted_size())));
+            return Err(Error::over_limit("qubes.xml", Limit::QubesXml, file.encrypted_size(), MAX_QUBES_XML));
         }
         let mut xml = MemorySink::with_cap(qubes_xml::MAX_XML);
         let mut restore = FileRestore::new(&file, self.compression, Target::Volume(Box::new(&mut xml)));
@@ -267,10 +267,10 @@ impl<R: ReadAt> Backup<R> {
             .volumes
             .iter()
             .filter(|v| !files.iter().any(|f| &f.name == *v))
-            .map(|v| Error::truncated(format!("{}{v}", q.backup_path.trim_end_matches('/').to_string() + "/"), "qubes.xml lists it, the backup does not hold it"))
+            .map(|v| Error::truncated(format!("{}/{v}", q.backup_path.trim_end_matches('/')), Cut::NotHeld))
             .collect();
         if files.is_empty() && missing.is_empty() {
-            missing.push(Error::truncated(&q.backup_path, format!("qubes.xml lists {qube}, the backup holds none of its files")));
+            missing.push(Error::truncated(&q.backup_path, Cut::QubeNotHeld(qube.to_string())));
         }
         Ok(missing)
     }

@@ -3,7 +3,7 @@
 //! Push-based, so that the page's coordinator (which never blocks) and the CLI share it.
 //! Salvage mode keeps going past lost chunks where the stream allows and reports the ranges.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Result, TarFault};
 use crate::format::chunks::{FileKind, StoredFile};
 use crate::format::container;
 use crate::format::decompress::{self, Compression, Decoder};
@@ -90,18 +90,21 @@ fn under(prefix: &str, path: &str) -> bool {
     path == prefix || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
 }
 
-struct Check<'a> {
+/// What the inner tar holds, checked as it comes.
+struct Contents<'a> {
+    /// The chunk being read, for errors.
+    at: String,
     member: Member_<'a>,
     report: FileReport,
 }
 
-impl Visitor for Check<'_> {
+impl Visitor for Contents<'_> {
     fn entry(&mut self, entry: &Entry) -> Result<()> {
         let path = clean(&entry.path);
         match &mut self.member {
             Member_::Single { expect, sink, seen } => {
                 if *seen {
-                    return Err(Error::tampered("", format!("inner tar (a second member {path:?})")));
+                    return Err(Error::tampered(&self.at, Check::InnerTar(TarFault::SecondMember(path))));
                 }
                 if path == *expect && entry.kind == Kind::Dir {
                     // A small "file" that is a folder (R4.0's `apps.templates`): check it as
@@ -111,7 +114,7 @@ impl Visitor for Check<'_> {
                     return Ok(());
                 }
                 if path != *expect || entry.kind != Kind::File {
-                    return Err(Error::tampered("", format!("inner tar (holds {path:?}, expected the file {expect:?})")));
+                    return Err(Error::tampered(&self.at, Check::InnerTar(TarFault::Unexpected { found: path, expected: expect.clone() })));
                 }
                 *seen = true;
                 self.report.size = entry.size;
@@ -159,9 +162,8 @@ pub struct FileRestore<'a> {
     path: String,
     decoder: Box<dyn Decoder>,
     tar: InnerTar,
-    check: Check<'a>,
+    check: Contents<'a>,
     raw: Option<Box<dyn VolumeSink + 'a>>,
-    chunk: String,
     chunks_pushed: usize,
     /// Every chunk of the sequence by index, missing ones included (so messages name them).
     chunk_names: Vec<String>,
@@ -238,9 +240,8 @@ impl<'a> FileRestore<'a> {
             path: file.path.clone(),
             decoder: decompress::decoder(compression),
             tar: InnerTar::new(),
-            check: Check { member, report: FileReport::default() },
+            check: Contents { at: String::new(), member, report: FileReport::default() },
             raw,
-            chunk: String::new(),
             chunks_pushed: 0,
             chunk_names: {
                 let mut present = file.chunks.iter();
@@ -304,7 +305,7 @@ impl<'a> FileRestore<'a> {
             let next = next_present(&self.missing, self.missing_passed);
             self.missing_passed += 1;
             let after = self.chunk_names.get(next).cloned().unwrap_or_else(|| self.path.clone());
-            let why = Error::tampered(after, format!("chunk sequence (chunk .{i:03} is missing before it)"));
+            let why = Error::tampered(after, Check::ChunkMissing(i));
             self.lose(self.missing_len, why)?;
         }
         Ok(())
@@ -312,7 +313,7 @@ impl<'a> FileRestore<'a> {
 
     /// The next chunk of the sequence contributes nothing (see [`FileRestore::push_lost`]).
     fn lose(&mut self, plaintext_len: Option<u64>, why: Error) -> Result<()> {
-        self.chunk = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
+        self.check.at = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
         self.chunks_pushed += 1;
         let Some(s) = self.salvage.as_mut() else { return Err(why) };
         s.damage.get_or_insert(why);
@@ -323,9 +324,10 @@ impl<'a> FileRestore<'a> {
         let synced = match plaintext_len {
             Some(len) if self.compression == Compression::None => {
                 check.report.stream += len;
-                let r = tar.skip(len, check, &mut |o, l| s.add(o, l));
+                let at = check.at.clone();
+                let r = tar.skip(&at, len, check, &mut |o, l| s.add(o, l));
                 if let Err(e) = &r {
-                    if matches!(e, Error::Io(_)) {
+                    if !e.is_damage() {
                         return r.map(|_| ());
                     }
                 }
@@ -341,10 +343,10 @@ impl<'a> FileRestore<'a> {
     }
 
     /// Salvage mode: a stream error is damage, recorded, and the rest of the member is lost;
-    /// a sink error (I/O) still fails.
+    /// a sink error (I/O) or a bug still fails.
     fn absorb(&mut self, r: Result<()>) -> Result<()> {
         let (Some(s), Err(e)) = (self.salvage.as_mut(), &r) else { return r };
-        if matches!(e, Error::Io(_)) {
+        if !e.is_damage() {
             return r;
         }
         s.damage.get_or_insert_with(|| e.clone());
@@ -358,7 +360,7 @@ impl<'a> FileRestore<'a> {
     /// Feeds the verified plaintext of the next chunk.
     pub fn push(&mut self, plaintext: &[u8]) -> Result<()> {
         self.pass_gap()?;
-        self.chunk = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
+        self.check.at = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
         self.chunks_pushed += 1;
         if !self.wants_more() {
             return Ok(());
@@ -370,9 +372,10 @@ impl<'a> FileRestore<'a> {
     fn feed(&mut self, plaintext: &[u8]) -> Result<()> {
         let (tar, check, raw) = (&mut self.tar, &mut self.check, &mut self.raw);
         let mut stream = check.report.stream;
-        let result = self.decoder.feed(plaintext, &mut |out: &[u8]| take_decoded(out, raw, &mut stream, tar, check));
+        let at = check.at.clone();
+        let result = self.decoder.feed(&at, plaintext, &mut |out: &[u8]| take_decoded(out, raw, &mut stream, tar, check));
         check.report.stream = stream;
-        result.map_err(|e| e.in_member(&self.chunk))
+        result
     }
 
     /// Salvage mode's end: like [`FileRestore::finish`], but damage (a stream that ends early,
@@ -409,12 +412,11 @@ impl<'a> FileRestore<'a> {
         let (tar, check, raw) = (&mut self.tar, &mut self.check, &mut self.raw);
         let mut stream = check.report.stream;
         self.decoder
-            .finish(&mut |out: &[u8]| take_decoded(out, raw, &mut stream, tar, check))
-            .map_err(|e| e.in_member(&last))?;
+            .finish(&last, &mut |out: &[u8]| take_decoded(out, raw, &mut stream, tar, check))?;
         check.report.stream = stream;
-        tar.finish(check).map_err(|e| e.in_member(&last))?;
+        tar.finish(&last, check)?;
         if let Member_::Single { seen: false, expect, .. } = &check.member {
-            return Err(Error::truncated(&last, format!("the stream holds no {expect}")));
+            return Err(Error::truncated(&last, Cut::NoMember(expect.clone())));
         }
         if let Some(raw) = raw.as_mut() {
             raw.set_len(stream)?;
@@ -429,13 +431,14 @@ fn take_decoded<'a>(
     raw: &mut Option<Box<dyn VolumeSink + 'a>>,
     stream: &mut u64,
     tar: &mut InnerTar,
-    check: &mut Check<'a>,
+    check: &mut Contents<'a>,
 ) -> Result<()> {
     if let Some(raw) = raw.as_mut() {
         raw.write_at(*stream, out)?;
     }
     *stream += out.len() as u64;
-    tar.feed(out, check)
+    let at = check.at.clone();
+    tar.feed(&at, out, check)
 }
 
 #[cfg(test)]

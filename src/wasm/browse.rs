@@ -189,7 +189,7 @@ fn lost_ranges(json: &str) -> Result<Vec<(u64, u64)>> {
     if json.trim().is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_str(json).map_err(|e| Error::Io(format!("internal: lost ranges: {e}")))
+    serde_json::from_str(json).map_err(|e| Error::internal(format!("lost ranges: {e}")))
 }
 
 /// A browsable restored volume (or dom0's home), owned by the browse worker.

@@ -6,7 +6,7 @@
 //! there), but the core says which bytes are covered, compares the MACs and maps every failure.
 
 use super::{limits, to_js};
-use crate::error::Error;
+use crate::error::{Cut, Error};
 use crate::format::chunks::{chunk_error, chunk_passphrase};
 use crate::format::container::{self, Header, Keys, Limits, HEADER_LEN, MAC_LEN, OVERHEAD};
 use wasm_bindgen::prelude::*;
@@ -33,10 +33,10 @@ impl ChunkOpener {
     pub fn unlock(&self, name: &str, head: &[u8], read: f64, size: f64) -> Result<ChunkKeys, JsValue> {
         let (read, size) = (read as u64, size as u64);
         if read != size {
-            return Err(to_js(Error::truncated(name, format!("read {read} of {size} bytes; the backup file is shorter than its index says"))));
+            return Err(to_js(Error::truncated(name, Cut::ShortRead { read: read as u64, size: size as u64 })));
         }
         if (size as usize) < OVERHEAD {
-            return Err(to_js(Error::truncated(name, format!("{size} bytes, an encrypted file has at least {OVERHEAD}"))));
+            return Err(to_js(Error::truncated(name, Cut::Container { len: size as u64, min: OVERHEAD as u64 })));
         }
         let header = Header::parse(name, head).map_err(to_js)?;
         let pass = chunk_passphrase(&self.backup_id, name, &self.passphrase);
@@ -87,7 +87,7 @@ impl ChunkKeys {
     /// member), then decrypts; returns the plaintext.
     pub fn open(&self, bytes: &[u8]) -> Result<Vec<u8>, JsValue> {
         if bytes.len() as u64 != self.size {
-            return Err(to_js(Error::truncated(&self.name, format!("read {} of {} bytes", bytes.len(), self.size))));
+            return Err(to_js(Error::truncated(&self.name, Cut::ShortRead { read: bytes.len() as u64, size: self.size as u64 })));
         }
         container::verify(&self.name, &self.keys, bytes).map_err(to_js)?;
         let mut body = bytes[HEADER_LEN..bytes.len() - MAC_LEN].to_vec();

@@ -12,7 +12,7 @@
 //! `message` the core's one-sentence `Display`.
 
 use crate::format::container::Limits;
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Location, Result};
 use crate::read_at::ReadAt;
 use crate::restore::{Authenticated, Backup, Early, EarlyChunk, FileKind, FileReport, FileRestore, Indexed, StoredFile, Target, WorkerPlan};
 use crate::output::sink::VolumeSink;
@@ -114,8 +114,8 @@ impl BlobSource {
         let data = Uint8Array::new(&data);
         if data.length() as usize != buf.len() {
             return Err(Error::truncated(
-                "backup file",
-                format!("read {} of {} bytes at offset {offset}; it changed since it was picked", data.length(), buf.len()),
+                Location::file("backup file", offset),
+                Cut::Changed { read: data.length() as u64, want: buf.len() as u64 },
             ));
         }
         data.copy_to(buf);
@@ -130,7 +130,7 @@ impl ReadAt for BlobSource {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= self.len).ok_or_else(|| {
-            Error::truncated("backup file", format!("wanted {} bytes at offset {offset}, the file has {}", buf.len(), self.len))
+            Error::truncated("backup file", Cut::Read { want: buf.len() as u64, at: offset, len: self.len })
         })?;
         if buf.is_empty() {
             return Ok(());
@@ -169,7 +169,7 @@ impl JsSink {
             Reflect::get(&this, &name.into())
                 .ok()
                 .and_then(|f| f.dyn_into::<Function>().ok())
-                .ok_or_else(|| Error::Io(format!("internal: the output has no {name}() method")))
+                .ok_or_else(|| Error::internal(format!("the output has no {name}() method")))
         };
         Ok(JsSink { set_len: method("set_len")?, write: method("write")?, this })
     }
@@ -236,7 +236,7 @@ impl BackupHandle {
     /// `pool`: chunk workers the page can run; `memory_budget`: bytes their KDFs may use at once.
     pub fn plan_json(&self, qubes: &str, salvage: bool, pool: u32, memory_budget: f64) -> Result<String, JsValue> {
         let names: Vec<String> =
-            serde_json::from_str(qubes).map_err(|e| to_js(Error::Io(format!("internal: qube list: {e}"))))?;
+            serde_json::from_str(qubes).map_err(|e| to_js(Error::internal(format!("qube list: {e}"))))?;
         let plan = self.backup.plan(&names, salvage);
         let first = plan.iter().flat_map(|q| &q.files).map(|f| &f.file).find(|f| !f.chunks.is_empty());
         let budget = if memory_budget.is_finite() && memory_budget > 0.0 { memory_budget as u64 } else { crate::restore::DEFAULT_MEMORY_BUDGET };
@@ -356,7 +356,7 @@ impl PendingBackup {
 
     /// The header's KDF: a wrong passphrase throws `{class: "wrong-passphrase"}` here.
     pub fn authenticate(&mut self, passphrase: &[u8]) -> Result<(), JsValue> {
-        let indexed = self.indexed.take().ok_or_else(|| to_js(Error::Io("internal: authenticate twice".into())))?;
+        let indexed = self.indexed.take().ok_or_else(|| to_js(Error::internal("authenticate twice")))?;
         self.authenticated = Some(indexed.authenticate(passphrase, &self.limits).map_err(to_js)?);
         Ok(())
     }
@@ -364,7 +364,7 @@ impl PendingBackup {
     /// Reads qubes.xml: `early_plaintext` is qubes.xml's first chunk as the worker opened it
     /// (undefined: it is opened here).
     pub fn finish(&mut self, early_plaintext: Option<Vec<u8>>) -> Result<BackupHandle, JsValue> {
-        let authenticated = self.authenticated.take().ok_or_else(|| to_js(Error::Io("internal: finish before authenticate".into())))?;
+        let authenticated = self.authenticated.take().ok_or_else(|| to_js(Error::internal("finish before authenticate")))?;
         let early = match (self.early.take(), early_plaintext) {
             (Some(chunk), Some(plaintext)) => Some((chunk, Ok(Early::Plaintext(plaintext)))),
             _ => None,
@@ -392,16 +392,16 @@ pub struct Restorer {
 impl Restorer {
     /// Feeds the verified plaintext of the next chunk.
     pub fn push(&mut self, plaintext: &[u8]) -> Result<(), JsValue> {
-        let r = self.inner.as_mut().ok_or_else(|| to_js(Error::Io("internal: push after finish".into())))?;
+        let r = self.inner.as_mut().ok_or_else(|| to_js(Error::internal("push after finish")))?;
         r.push(plaintext).map_err(to_js)
     }
 
     /// Salvage mode: the next chunk is unusable (its MAC failed, or it could not be read);
     /// `plaintext_len` is its plaintext length (member size − 128), negative if unknown.
     pub fn push_lost(&mut self, plaintext_len: f64, member: &str) -> Result<(), JsValue> {
-        let r = self.inner.as_mut().ok_or_else(|| to_js(Error::Io("internal: push after finish".into())))?;
+        let r = self.inner.as_mut().ok_or_else(|| to_js(Error::internal("push after finish")))?;
         let len = (plaintext_len >= 0.0).then_some(plaintext_len as u64);
-        r.push_lost(len, Error::tampered(member, "salvage")).map_err(to_js)
+        r.push_lost(len, Error::tampered(member, Check::Salvage)).map_err(to_js)
     }
 
     /// Salvage mode: whether later chunks can still add anything (false once the stream is lost).
@@ -412,7 +412,7 @@ impl Restorer {
     /// Salvage mode's end: `{size, stored, tree, lost: [[start, end], …], found, damage:
     /// {class, message} | null}`; `found` false: nothing could be salvaged.
     pub fn finish_salvage(&mut self) -> Result<JsValue, JsValue> {
-        let r = self.inner.take().ok_or_else(|| to_js(Error::Io("internal: finish twice".into())))?;
+        let r = self.inner.take().ok_or_else(|| to_js(Error::internal("finish twice")))?;
         let s = r.finish_salvage().map_err(to_js)?;
         let o = report(s.report);
         let lost = js_sys::Array::new();
@@ -429,7 +429,7 @@ impl Restorer {
     /// Ends the stream (decompressor and inner tar must be complete): `{size, stored, tree}`;
     /// `tree`: the file was a folder, checked but not written (see `BackupHandle::restore_here`).
     pub fn finish(&mut self) -> Result<JsValue, JsValue> {
-        let r = self.inner.take().ok_or_else(|| to_js(Error::Io("internal: finish twice".into())))?;
+        let r = self.inner.take().ok_or_else(|| to_js(Error::internal("finish twice")))?;
         r.finish().map(report).map_err(to_js)
     }
 }

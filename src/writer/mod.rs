@@ -204,6 +204,11 @@ impl BackupWriter {
         self.members.push(Member::Stream { path: base, tar });
     }
 
+    /// `path` stored with `tar` as its inner stream, as given (a damaged one, for negative tests).
+    pub fn stream(&mut self, path: &str, tar: Vec<u8>) {
+        self.members.push(Member::Stream { path: path.to_string(), tar });
+    }
+
     /// An arbitrary outer member (name and bytes as given), for negative tests.
     pub fn raw_member(&mut self, name: &str, data: &[u8]) {
         self.members.push(Member::Raw { name: name.to_string(), data: data.to_vec() });

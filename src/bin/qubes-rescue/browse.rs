@@ -4,7 +4,7 @@
 //! streamed to the destination in pieces (holes stay holes).
 
 use super::{report, Args};
-use qubes_rescue::error::Error;
+use qubes_rescue::error::{Cut, Error};
 use qubes_rescue::browse::copy::{self, HomeCopy};
 use qubes_rescue::browse::fs::{self, Entry, Fs, Kind, TarIndex};
 use qubes_rescue::browse::Tree;
@@ -71,15 +71,10 @@ fn restore_volume(backup: &Backup<File>, file: &restore::StoredFile, label: &str
     let mut img = SparseImage::new();
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut progress = |p: &restore::Progress| {
-        if tty {
-            eprint!("\r\x1b[K{label}: restoring into memory, {}/{} chunks", p.chunks_done, p.chunks_total);
-            let _ = std::io::stderr().flush();
-        }
-    };
-    let r = restore::restore_file(backup, file, Target::Volume(Box::new(&mut img)), workers, &mut progress);
+    let bar = super::progress::Bar::new(label, "restoring into memory");
+    let r = restore::restore_file(backup, file, Target::Volume(Box::new(&mut img)), workers, &mut |p| bar.update(p));
+    drop(bar);
     if tty {
-        eprint!("\r\x1b[K");
         eprintln!("{label}: {} of data in memory ({:.1} s)", super::human(img.stored()), started.elapsed().as_secs_f64());
     }
     r?;
@@ -229,7 +224,7 @@ fn home(backup: &Backup<File>, args: &Args, qube: &str, volume: Option<&str>, pa
         fail(e, &mut first);
     }
     if !get.tree && get.files == 0 && first.is_none() {
-        return Err(Error::truncated(qube, format!("{} is listed but its data never came", fs::lossy(path))));
+        return Err(Error::truncated(qube, Cut::NeverCame(fs::lossy(path).to_string())));
     }
     println!(
         "{qube}:{} → {}{}: {} files, {}, {:.1} s",

@@ -5,13 +5,13 @@ use qubes_rescue::format::container::Limits;
 use qubes_rescue::error::Error;
 use qubes_rescue::restore::{self, Backup, FileKind, StoredFile, Target};
 use qubes_rescue::output::sink::{HomeTree, SparseFile};
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
 mod browse;
 mod cli;
+mod progress;
 mod salvage;
 
 use cli::Args;
@@ -87,24 +87,8 @@ impl Ctx<'_> {
         let workers = self.args.workers.unwrap_or_else(|| restore::worker_count(self.backup, file, self.memory_budget));
         let label = format!("{qube}/{}", file.name);
         let started = Instant::now();
-        let tty = std::io::stderr().is_terminal();
-        let mut progress = |p: &restore::Progress| {
-            if !tty {
-                return;
-            }
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            let rate = p.bytes_done as f64 / secs;
-            let eta = if rate > 0.0 { (p.bytes_total - p.bytes_done) as f64 / rate } else { 0.0 };
-            eprint!(
-                "\r\x1b[K{label}: {}/{} chunks, {:.1} MB/s, ETA {}:{:02}",
-                p.chunks_done,
-                p.chunks_total,
-                rate / 1e6,
-                eta as u64 / 60,
-                eta as u64 % 60
-            );
-            let _ = std::io::stderr().flush();
-        };
+        let bar = progress::Bar::new(&label, if out.is_some() { "restoring" } else { "verifying" });
+        let mut progress = |p: &restore::Progress| bar.update(p);
         let result = match (out, file.kind) {
             (None, _) => restore::restore_file(self.backup, file, Target::Verify, workers, &mut progress),
             (Some(dir), FileKind::Home) => self.tree(file, &dir.join("home"), workers, &mut progress),
@@ -128,9 +112,7 @@ impl Ctx<'_> {
                 }
             }
         };
-        if tty {
-            eprint!("\r\x1b[K");
-        }
+        drop(bar);
         let r = result?;
         let secs = started.elapsed().as_secs_f64();
         Ok(match file.kind {

@@ -1,6 +1,7 @@
 //! dom0's home as a browsable index of its inner tar (no file data kept).
 
 use super::*;
+use crate::error::{Cut, Limit};
 /// dom0's home (an inner tar tree, `dom0-home/<user>/…`) as a browsable index of entries: no
 /// file data is kept. Paths are shown as in dom0: `dom0-home/user/x` is `/home/user/x`.
 /// Symbolic links are listed with their target and never followed; a hard link is listed as
@@ -130,29 +131,30 @@ impl TarIndex {
     /// Indexes a saved tar of dom0's home (what the page downloads as `dom0-home-<user>.tar`)
     /// reading only its headers: each member's data is hopped over.
     pub fn index_stream(src: &dyn ReadAt) -> Result<TarIndex> {
+        const HOME_TAR: &str = "the home folder's tar";
         let mut tar = crate::format::inner_tar::InnerTar::new();
         let mut index = TarIndex::new();
         let mut block = [0u8; 512];
         let mut pos = 0u64;
         while !tar.ended() && pos < src.len() {
             if src.len() - pos < 512 {
-                return Err(Error::truncated("", "the home folder's tar ends inside a header"));
+                return Err(Error::truncated(crate::error::Location::file(HOME_TAR, pos), Cut::HomeTar { file: false }));
             }
             src.read_at(pos, &mut block)?;
             pos += 512;
             let before = index.entries.len();
             let mut seen = Seen { index: &mut index, stored: None };
-            tar.feed(&block, &mut seen)?;
+            tar.feed(HOME_TAR, &block, &mut seen)?;
             if let Some((data_start, stored)) = seen.stored.filter(|&(_, n)| n > 0) {
                 let padded = stored.div_ceil(512) * 512;
                 let end = data_start.checked_add(padded).filter(|&e| e <= src.len()).ok_or_else(|| {
-                    Error::truncated("", "the home folder's tar ends inside a file")
+                    Error::truncated(crate::error::Location::file(HOME_TAR, data_start), Cut::HomeTar { file: true })
                 })?;
-                tar.skip(padded, &mut NoData, &mut |_, _| {})?;
+                tar.skip(HOME_TAR, padded, &mut NoData, &mut |_, _| {})?;
                 pos = end;
             }
             if index.entries.len() > MAX_HOME_ENTRIES && index.entries.len() > before {
-                return Err(Error::unsupported(format!("a home folder of more than {MAX_HOME_ENTRIES} entries")));
+                return Err(Error::over_limit(HOME_TAR, Limit::HomeEntries, index.entries.len() as u64, MAX_HOME_ENTRIES as u64));
             }
         }
         Ok(index)

@@ -18,8 +18,8 @@ impl Bzip2 {
     }
 }
 
-impl Decoder for Bzip2 {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+impl Codec for Bzip2 {
+    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         let mut pos = 0;
         while pos < input.len() {
             if !self.open {
@@ -42,7 +42,7 @@ impl Decoder for Bzip2 {
                     self.open = false;
                     self.streams += 1;
                 }
-                ::bzip2::Status::MemNeeded => return Err(Error::unsupported("bzip2 stream needs too much memory")),
+                ::bzip2::Status::MemNeeded => return Err(Error::unsupported("bzip2 stream needs too much memory").into()),
                 _ if used == 0 && made == 0 => return Err(tampered("bzip2")),
                 _ => {}
             }
@@ -65,7 +65,7 @@ impl Decoder for Bzip2 {
         Ok(())
     }
 
-    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         if self.open || self.streams == 0 {
             Err(truncated("bzip2"))
         } else {

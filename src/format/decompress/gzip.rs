@@ -65,7 +65,7 @@ impl Gzip {
         GzState::Deflate
     }
 
-    fn header_byte(&mut self, b: u8) -> Result<()> {
+    fn header_byte(&mut self, b: u8) -> Step<()> {
         if !matches!(self.state, GzState::HeaderCrc | GzState::Trailer) {
             self.head_crc.update(&[b]);
         }
@@ -139,7 +139,7 @@ impl Gzip {
 
     /// Inflates from `input` until it is used up or the member's deflate data ends;
     /// returns how many bytes were consumed.
-    fn inflate(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<usize> {
+    fn inflate(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<usize> {
         let mut pos = 0;
         loop {
             let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
@@ -163,8 +163,8 @@ impl Gzip {
     }
 }
 
-impl Decoder for Gzip {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+impl Codec for Gzip {
+    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         let mut pos = 0;
         while pos < input.len() {
             if self.state == GzState::Deflate {
@@ -177,7 +177,7 @@ impl Decoder for Gzip {
         Ok(())
     }
 
-    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         // Complete only between members, after at least one member.
         if self.state == GzState::Fixed && self.n == 0 && self.members > 0 {
             Ok(())

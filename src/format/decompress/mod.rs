@@ -6,9 +6,10 @@
 //! [`OUT_PIECE`] bytes. No decoder keeps more than its compressor's window plus one block.
 //!
 //! Every decoder accepts concatenated members/streams/frames, as pigz, pbzip2 and zstdmt write.
-//! Errors carry an empty member name; the caller adds it with [`Error::in_member`].
+//! Every call names the member being read (`at`: the chunk the bytes came from), so an error
+//! says where it is without being patched afterwards.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Fault, Limit, Result, Step};
 
 /// Largest piece of output handed to `out` at once.
 const OUT_PIECE: usize = 256 * 1024;
@@ -60,8 +61,8 @@ impl Compression {
 
 /// Push decoder: compressed bytes in, decompressed bytes out through `out`.
 pub trait Decoder {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
-    fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+    fn feed(&mut self, at: &str, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
+    fn finish(&mut self, at: &str, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>;
 }
 
 pub fn decoder(c: Compression) -> Box<dyn Decoder> {
@@ -75,16 +76,24 @@ pub fn decoder(c: Compression) -> Box<dyn Decoder> {
     }
 }
 
-fn tampered(name: &str) -> Error {
-    Error::tampered("", format!("{name} stream"))
+// A codec's own faults are `Fault`s: the [`Sticky`] boundary places them in the member it was fed.
+
+/// A codec proper: the same calls as [`Decoder`] without knowing which member it reads.
+trait Codec {
+    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()>;
+    fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()>;
 }
 
-fn truncated(name: &str) -> Error {
-    Error::truncated("", format!("{name} stream ends early"))
+fn tampered(codec: &'static str) -> Fault {
+    Fault::Tampered(Check::Stream(codec))
 }
 
-fn trailing(name: &str) -> Error {
-    Error::tampered("", format!("{name} trailing data"))
+fn truncated(codec: &'static str) -> Fault {
+    Fault::Truncated(Cut::Stream(codec))
+}
+
+fn trailing(codec: &'static str) -> Fault {
+    Fault::Tampered(Check::Trailing(codec))
 }
 
 /// A decoder that failed stays failed: after an error its state is half-updated, and
@@ -94,12 +103,13 @@ struct Sticky<D> {
     failed: Option<Error>,
 }
 
-impl<D: Decoder> Sticky<D> {
+impl<D: Codec> Sticky<D> {
     fn new(inner: D) -> Self {
         Sticky { inner, failed: None }
     }
 
-    fn guard(&mut self, r: Result<()>) -> Result<()> {
+    fn guard(&mut self, at: &str, r: Step<()>) -> Result<()> {
+        let r = r.map_err(|f| f.at(at));
         if let Err(e) = &r {
             self.failed = Some(e.clone());
         }
@@ -107,21 +117,21 @@ impl<D: Decoder> Sticky<D> {
     }
 }
 
-impl<D: Decoder> Decoder for Sticky<D> {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+impl<D: Codec> Decoder for Sticky<D> {
+    fn feed(&mut self, at: &str, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
         let r = self.inner.feed(input, out);
-        self.guard(r)
+        self.guard(at, r)
     }
 
-    fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, at: &str, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
         let r = self.inner.finish(out);
-        self.guard(r)
+        self.guard(at, r)
     }
 }
 
@@ -129,11 +139,11 @@ impl<D: Decoder> Decoder for Sticky<D> {
 struct Passthrough;
 
 impl Decoder for Passthrough {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn feed(&mut self, _at: &str, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         input.chunks(OUT_PIECE).try_for_each(out)
     }
 
-    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, _at: &str, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         Ok(())
     }
 }

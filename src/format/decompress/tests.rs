@@ -96,13 +96,13 @@
         let mut d = decoder(c);
         let mut r = Ok(());
         for p in input.chunks(piece.max(1)) {
-            r = d.feed(p, &mut out);
+            r = d.feed("t", p, &mut out);
             if r.is_err() {
                 break;
             }
         }
         if r.is_ok() {
-            r = d.finish(&mut out);
+            r = d.finish("t", &mut out);
         }
         (r, got)
     }
@@ -264,7 +264,7 @@
         let mut input = ZSTD_MAGIC.to_le_bytes().to_vec();
         input.extend_from_slice(&[0x20, 5, (3 << 3) | 1, 0, 0]);
         input.extend_from_slice(b"abc");
-        assert_eq!(run(Compression::Zstd, &input, 1).0, Err(Error::tampered("", "zstd stream")));
+        assert_eq!(run(Compression::Zstd, &input, 1).0, Err(Error::tampered("t", Check::Stream("zstd"))));
     }
 
     #[test]
@@ -290,7 +290,7 @@
     fn empty_compressed_stream_is_reported_as_truncated() {
         for c in ALL {
             let (r, _) = run(c, b"", 1);
-            assert_eq!(r, Err(Error::truncated("", format!("{} stream ends early", c.name()))));
+            assert_eq!(r, Err(Error::truncated("t", Cut::Stream(c.name()))));
         }
     }
 
@@ -304,7 +304,7 @@
                 let (r, got) = run(c, &input[..cut], piece);
                 assert_eq!(
                     r,
-                    Err(Error::truncated("", format!("{} stream ends early", c.name()))),
+                    Err(Error::truncated("t", Cut::Stream(c.name()))),
                     "{c:?} cut at {cut} of {}",
                     input.len()
                 );
@@ -411,7 +411,7 @@
             let mut input = compressed(c, true).to_vec();
             input.extend_from_slice(&[0x42; 64]);
             let (r, _) = run(c, &input, usize::MAX);
-            assert_eq!(r, Err(Error::tampered("", format!("{} trailing data", c.name()))), "{c:?}");
+            assert_eq!(r, Err(Error::tampered("t", Check::Trailing(c.name()))), "{c:?}");
         }
     }
 
@@ -420,7 +420,7 @@
         let mut input = compressed(Compression::Lzma, true).to_vec();
         input.extend_from_slice(compressed(Compression::Lzma, true));
         let (r, _) = run(Compression::Lzma, &input, 4096);
-        assert_eq!(r, Err(Error::tampered("", "lzma trailing data")));
+        assert_eq!(r, Err(Error::tampered("t", Check::Trailing("lzma"))));
     }
 
     #[test]
@@ -439,9 +439,9 @@
     fn decoder_stays_failed_after_an_error() {
         let mut d = decoder(Compression::Gzip);
         let mut sink = |_: &[u8]| Ok(());
-        assert!(d.feed(b"not gzip", &mut sink).is_err());
-        assert!(d.feed(compressed(Compression::Gzip, true), &mut sink).is_err());
-        assert!(d.finish(&mut sink).is_err());
+        assert!(d.feed("t", b"not gzip", &mut sink).is_err());
+        assert!(d.feed("t", compressed(Compression::Gzip, true), &mut sink).is_err());
+        assert!(d.finish("t", &mut sink).is_err());
     }
 
     #[test]
@@ -470,7 +470,7 @@
         let mut input = tool(Compression::Gzip, small());
         let n = input.len();
         input[n - 1] ^= 1;
-        assert_eq!(run(Compression::Gzip, &input, usize::MAX).0, Err(Error::tampered("", "gzip stream")));
+        assert_eq!(run(Compression::Gzip, &input, usize::MAX).0, Err(Error::tampered("t", Check::Stream("gzip"))));
     }
 
     #[test]

@@ -3,13 +3,13 @@
 use super::*;
 
 /// lzma-rust2 reports problems as `io::Error`s; their kind tells our classes apart.
-fn lzma_error(name: &str, e: std::io::Error) -> Error {
+fn lzma_error(name: &'static str, e: std::io::Error) -> Fault {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof => truncated(name),
         std::io::ErrorKind::OutOfMemory => {
-            Error::unsupported(format!("{name} stream needing more than {} MiB of memory", MEM_LIMIT >> 20))
+            Error::unsupported(format!("{name} stream needing more than {} MiB of memory", MEM_LIMIT >> 20)).into()
         }
-        std::io::ErrorKind::Unsupported => Error::unsupported(format!("{name} stream: {e}")),
+        std::io::ErrorKind::Unsupported => Error::unsupported(format!("{name} stream: {e}")).into(),
         _ => tampered(name),
     }
 }
@@ -35,13 +35,13 @@ impl Sans for lzma_rust2::LzmaStream {
 /// Runs `process()` until `input` is used up and no output is pending; returns whether the
 /// stream reached its end and how much of `input` that took.
 fn pump<S: Sans>(
-    name: &str,
+    name: &'static str,
     s: &mut S,
     input: &[u8],
     buf: &mut [u8],
     action: lzma_rust2::Action,
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
-) -> Result<(bool, usize)> {
+) -> Step<(bool, usize)> {
     let mut pos = 0;
     loop {
         let r = s.process(&input[pos..], buf, action).map_err(|e| lzma_error(name, e))?;
@@ -73,8 +73,8 @@ impl Xz {
     }
 }
 
-impl Decoder for Xz {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+impl Codec for Xz {
+    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         let mut pos = 0;
         while pos < input.len() {
             let Some(stream) = &mut self.stream else {
@@ -106,7 +106,7 @@ impl Decoder for Xz {
         Ok(())
     }
 
-    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         // A stream ends with its footer, which `feed` has seen if it was there.
         if self.stream.is_some() || self.streams == 0 {
             return Err(truncated("xz"));
@@ -137,7 +137,7 @@ impl Lzma {
     }
 
     /// At the end marker: bytes the decoder was given but did not need are trailing data.
-    fn ended(&mut self, used: usize, input_len: usize) -> Result<()> {
+    fn ended(&mut self, used: usize, input_len: usize) -> Step<()> {
         self.done = true;
         if used < input_len || !self.stream.unused_input().is_empty() {
             return Err(trailing("lzma"));
@@ -146,8 +146,8 @@ impl Lzma {
     }
 }
 
-impl Decoder for Lzma {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+impl Codec for Lzma {
+    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         if self.done {
             return if input.is_empty() { Ok(()) } else { Err(trailing("lzma")) };
         }
@@ -161,7 +161,7 @@ impl Decoder for Lzma {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         // Not `Action::Finish`: with it lzma-rust2 reads missing final bytes as zeros, so a
         // stream cut just before a final 0x00 would pass as whole (found by fuzzing; real
         // `lzma -d` calls it "Unexpected end of input"). The end marker must have been seen.

@@ -58,7 +58,7 @@ impl Zstd {
     }
 
     /// Called whenever `acc` holds `need` bytes.
-    fn step(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn step(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         match self.state {
             ZState::Magic => {
                 let magic = u32::from_le_bytes([self.acc[0], self.acc[1], self.acc[2], self.acc[3]]);
@@ -142,7 +142,7 @@ impl Zstd {
     }
 
     /// Hands on what the decoder no longer needs as history (everything, once the frame ended).
-    fn drain(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn drain(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         use std::io::Read;
         loop {
             let n = self.frames.read(&mut self.buf).map_err(|_| tampered("zstd"))?;
@@ -154,7 +154,7 @@ impl Zstd {
         }
     }
 
-    fn end_frame(&mut self) -> Result<()> {
+    fn end_frame(&mut self) -> Step<()> {
         if !self.frames.is_finished() || self.frames.can_collect() != 0 {
             return Err(tampered("zstd"));
         }
@@ -169,21 +169,17 @@ impl Zstd {
     }
 }
 
-pub(super) fn zstd_error(e: ruzstd::decoding::errors::FrameDecoderError) -> Error {
+pub(super) fn zstd_error(e: ruzstd::decoding::errors::FrameDecoderError) -> Fault {
     use ruzstd::decoding::errors::FrameDecoderError as E;
     match e {
-        E::WindowSizeTooBig { requested, .. } => Error::unsupported(format!(
-            "zstd frame with a {} MiB window (at most {} MiB)",
-            requested >> 20,
-            MEM_LIMIT >> 20
-        )),
-        E::DictNotProvided { .. } => Error::unsupported("zstd frames that need a dictionary"),
+        E::WindowSizeTooBig { requested, .. } => Fault::OverLimit { limit: Limit::DecoderMemory, value: requested, cap: MEM_LIMIT },
+        E::DictNotProvided { .. } => Error::unsupported("zstd frames that need a dictionary").into(),
         _ => tampered("zstd"),
     }
 }
 
-impl Decoder for Zstd {
-    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+impl Codec for Zstd {
+    fn feed(&mut self, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         let mut rest = input;
         while !rest.is_empty() {
             if let ZState::Skip(left) = self.state {
@@ -207,7 +203,7 @@ impl Decoder for Zstd {
         Ok(())
     }
 
-    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn finish(&mut self, _out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         if self.state == ZState::Magic && self.acc.is_empty() && self.done > 0 {
             Ok(())
         } else {

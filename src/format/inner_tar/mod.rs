@@ -14,7 +14,7 @@
 //!
 //! Every number, size and map is checked before it is trusted or allocated for; nothing panics.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Fault, Limit, Location, Result, Step, TarEnd, TarFault};
 use crate::format::tar::{self, cstr, decimal as dec, pad_of, BLOCK};
 
 /// Largest pax extended header accepted (Qubes' are ~150 bytes).
@@ -146,26 +146,28 @@ pub struct InnerTar {
     map_text: MapText,
     zero_blocks: u8,
     entries: u64,
-    failed: Option<Error>,
+    failed: Option<Fault>,
     /// Stream bytes consumed so far (kept current around each header/map block).
     pos: u64,
+    /// Where a fault found now lies in the stream: the start of the block or record being parsed.
+    mark: u64,
 }
 
-fn tampered(check: &str) -> Error {
-    Error::tampered("", check)
+fn tampered(fault: TarFault) -> Fault {
+    Fault::Tampered(Check::InnerTar(fault))
 }
 
-fn map_err() -> Error {
-    tampered("inner tar sparse map")
+fn map_err() -> Fault {
+    tampered(TarFault::SparseMap)
 }
 
 /// A header number that did not parse (see [`tar::number`]) is damage.
-fn header_number<T>(n: Option<T>) -> Result<T> {
-    n.ok_or_else(|| tampered("inner tar header number"))
+fn header_number<T>(n: Option<T>) -> Step<T> {
+    n.ok_or_else(|| tampered(TarFault::HeaderNumber))
 }
 
 /// An unsigned numeric field outside the named ones (sparse map entries, GNU realsize).
-fn num(f: &[u8]) -> Result<u64> {
+fn num(f: &[u8]) -> Step<u64> {
     header_number(tar::number(f))
 }
 
@@ -183,6 +185,7 @@ impl InnerTar {
             entries: 0,
             failed: None,
             pos: 0,
+            mark: 0,
         }
     }
 
@@ -202,48 +205,56 @@ impl InnerTar {
         self.member.as_ref().and_then(|m| m.map.as_deref())
     }
 
-    pub fn feed(&mut self, data: &[u8], v: &mut dyn Visitor) -> Result<()> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
+    /// Parses the next bytes of the stream; `at` names the member they came from, for errors.
+    pub fn feed(&mut self, at: &str, data: &[u8], v: &mut dyn Visitor) -> Result<()> {
+        self.replay(at)?;
         let r = self.feed_inner(data, v);
-        if let Err(e) = &r {
-            self.failed = Some(e.clone());
+        self.place(at, r)
+    }
+
+    /// A failed reader stays failed: its state is half-updated (see decompress's `Sticky`).
+    fn replay(&self, at: &str) -> Result<()> {
+        match &self.failed {
+            Some(f) => Err(f.clone().at(Location::stream(at, self.pos))),
+            None => Ok(()),
         }
-        r
+    }
+
+    fn place<T>(&mut self, at: &str, r: Step<T>) -> Result<T> {
+        r.map_err(|f| {
+            let e = f.at(Location::stream(at, self.mark));
+            self.failed = Some(Fault::Placed(e.clone()));
+            e
+        })
     }
 
     /// Ends the stream: Ok at a member boundary (with or without the end marker: Qubes'
     /// `tarwriter` stops after its one member), `Truncated` inside a member, header or map.
-    pub fn finish(&mut self, _v: &mut dyn Visitor) -> Result<()> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
+    pub fn finish(&mut self, at: &str, _v: &mut dyn Visitor) -> Result<()> {
+        self.replay(at)?;
+        self.mark = self.pos;
         let r = match self.state {
             State::Ended { .. } => Ok(()),
             State::Header | State::Pad { .. } => {
                 if self.blk[..self.blk_len].iter().any(|&b| b != 0) {
-                    Err(Error::truncated("", "inner tar ends inside a header"))
+                    Err(Fault::Truncated(Cut::InnerTar(TarEnd::Header)))
                 } else if self.pending.any {
-                    Err(Error::truncated("", "inner tar ends after an extended header"))
+                    Err(Fault::Truncated(Cut::InnerTar(TarEnd::AfterExtended)))
                 } else {
                     Ok(())
                 }
             }
-            State::Ext { .. } => Err(Error::truncated("", "inner tar ends inside an extended header")),
+            State::Ext { .. } => Err(Fault::Truncated(Cut::InnerTar(TarEnd::Extended))),
             State::OldSparseExt | State::SparseMap { .. } | State::Data { .. } => {
                 let path = self
                     .member
                     .as_ref()
                     .map(|m| String::from_utf8_lossy(&m.entry.path).into_owned())
                     .unwrap_or_default();
-                Err(Error::truncated("", format!("inner tar ends inside {path}")))
+                Err(Fault::Truncated(Cut::InnerTar(TarEnd::Member(path))))
             }
         };
-        if let Err(e) = &r {
-            self.failed = Some(e.clone());
-        }
-        r
+        self.place(at, r)
     }
 
     /// Appends input to the block buffer; true when a whole block is there.
@@ -255,6 +266,7 @@ impl InnerTar {
         *data = &data[n..];
         if self.blk_len == BLOCK {
             self.blk_len = 0;
+            self.mark = self.pos - BLOCK as u64;
             true
         } else {
             false
@@ -269,7 +281,7 @@ impl InnerTar {
         }
     }
 
-    fn feed_inner(&mut self, mut data: &[u8], v: &mut dyn Visitor) -> Result<()> {
+    fn feed_inner(&mut self, mut data: &[u8], v: &mut dyn Visitor) -> Step<()> {
         while !data.is_empty() {
             match self.state {
                 State::Header => {
@@ -288,6 +300,7 @@ impl InnerTar {
                     }
                 }
                 State::Ext { kind, left, pad } => {
+                    self.mark = self.pos - (self.ext.len() as u64).min(self.pos);
                     let n = (left.min(data.len() as u64)) as usize;
                     if kind != ExtKind::Global {
                         self.ext.extend_from_slice(&data[..n]);
@@ -324,12 +337,13 @@ impl InnerTar {
                     self.state = Self::after_pad(left);
                 }
                 State::Ended { trailing } => {
-                    if data.iter().any(|&b| b != 0) {
-                        return Err(tampered("data after the end of the inner tar"));
+                    if let Some(i) = data.iter().position(|&b| b != 0) {
+                        self.mark = self.pos + i as u64;
+                        return Err(tampered(TarFault::DataAfterEnd));
                     }
                     let trailing = trailing.saturating_add(data.len() as u64);
                     if trailing > MAX_TRAILING {
-                        return Err(tampered("data after the end of the inner tar"));
+                        return Err(tampered(TarFault::DataAfterEnd));
                     }
                     self.state = State::Ended { trailing };
                     self.pos += data.len() as u64;
@@ -340,14 +354,14 @@ impl InnerTar {
         Ok(())
     }
 
-    fn end_member(&mut self, pad: u64, v: &mut dyn Visitor) -> Result<()> {
+    fn end_member(&mut self, pad: u64, v: &mut dyn Visitor) -> Step<()> {
         self.member = None;
         self.state = Self::after_pad(pad);
-        v.end_entry()
+        Ok(v.end_entry()?)
     }
 
     /// Hands stored bytes to the visitor at their real offsets, ≤ 1 MiB per call.
-    fn deliver(&mut self, mut bytes: &[u8], v: &mut dyn Visitor) -> Result<()> {
+    fn deliver(&mut self, mut bytes: &[u8], v: &mut dyn Visitor) -> Step<()> {
         let m = match self.member.as_mut() {
             Some(m) => m,
             None => return Ok(()),
@@ -381,10 +395,13 @@ impl InnerTar {
     /// places every lost stored byte, reported as `(offset, len)` of the real file through `lost`,
     /// and parsing goes on after the gap: returns true. A gap over a header, an extended header or
     /// a sparse map cannot be crossed: returns false, and the caller should [`InnerTar::give_up`].
-    pub fn skip(&mut self, mut n: u64, v: &mut dyn Visitor, lost: &mut dyn FnMut(u64, u64)) -> Result<bool> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
+    pub fn skip(&mut self, at: &str, n: u64, v: &mut dyn Visitor, lost: &mut dyn FnMut(u64, u64)) -> Result<bool> {
+        self.replay(at)?;
+        let r = self.skip_inner(n, v, lost);
+        self.place(at, r)
+    }
+
+    fn skip_inner(&mut self, mut n: u64, v: &mut dyn Visitor, lost: &mut dyn FnMut(u64, u64)) -> Step<bool> {
         while n > 0 {
             match self.state {
                 State::Data { left, pad, deliver } => {
@@ -428,7 +445,7 @@ impl InnerTar {
         }
         self.member = None;
         if self.failed.is_none() {
-            self.failed = Some(Error::truncated("", "inner tar: the stream was lost before this point"));
+            self.failed = Some(Fault::Truncated(Cut::InnerTar(TarEnd::Lost)));
         }
     }
 
@@ -460,11 +477,11 @@ impl InnerTar {
         }
     }
 
-    fn on_header(&mut self, v: &mut dyn Visitor) -> Result<()> {
+    fn on_header(&mut self, v: &mut dyn Visitor) -> Step<()> {
         let h = self.blk;
         if h.iter().all(|&b| b == 0) {
             if self.pending.any {
-                return Err(tampered("inner tar extended header without a member"));
+                return Err(tampered(TarFault::ExtendedWithoutMember));
             }
             self.zero_blocks += 1;
             if self.zero_blocks >= 2 {
@@ -477,7 +494,7 @@ impl InnerTar {
 
         let header = tar::Header(&h);
         if !header.checksum_ok() {
-            return Err(tampered("inner tar header checksum"));
+            return Err(tampered(TarFault::HeaderChecksum));
         }
 
         let flag = header.typeflag();
@@ -485,14 +502,14 @@ impl InnerTar {
         let pad = pad_of(size);
         match flag {
             b'x' | b'g' | b'L' | b'K' => {
-                let (kind, cap, what) = match flag {
-                    b'x' => (ExtKind::Pax, MAX_PAX, "inner tar pax header size"),
-                    b'g' => (ExtKind::Global, MAX_PAX, "inner tar pax header size"),
-                    b'L' => (ExtKind::LongName, MAX_LONG_NAME, "inner tar long name size"),
-                    _ => (ExtKind::LongLink, MAX_LONG_NAME, "inner tar long name size"),
+                let (kind, cap) = match flag {
+                    b'x' => (ExtKind::Pax, MAX_PAX),
+                    b'g' => (ExtKind::Global, MAX_PAX),
+                    b'L' => (ExtKind::LongName, MAX_LONG_NAME),
+                    _ => (ExtKind::LongLink, MAX_LONG_NAME),
                 };
                 if size > cap {
-                    return Err(tampered(what));
+                    return Err(Fault::OverLimit { limit: Limit::TarMetadata, value: size, cap });
                 }
                 self.ext.clear();
                 if size == 0 {
@@ -550,7 +567,8 @@ impl InnerTar {
                 return Err(Error::unsupported(format!(
                     "GNU sparse format 1.{} in an inner tar",
                     pend.sparse_minor.unwrap_or(0)
-                )));
+                ))
+                .into());
             }
             member.entry.size = pend.sparse_realsize.ok_or_else(map_err)?;
             member.map = Some(Vec::new());
@@ -561,7 +579,7 @@ impl InnerTar {
         }
         if let Some(major) = pend.sparse_major {
             if major > 1 && member.entry.kind == Kind::File {
-                return Err(Error::unsupported(format!("GNU sparse format {major}.x in an inner tar")));
+                return Err(Error::unsupported(format!("GNU sparse format {major}.x in an inner tar")).into());
             }
         }
 
@@ -590,7 +608,7 @@ impl InnerTar {
     }
 
     /// Reports the member and enters its data (or ends it at once when empty).
-    fn start_data(&mut self, stored: u64, pad: u64, deliver: bool, v: &mut dyn Visitor) -> Result<()> {
+    fn start_data(&mut self, stored: u64, pad: u64, deliver: bool, v: &mut dyn Visitor) -> Step<()> {
         self.entries += 1;
         if let Some(m) = self.member.as_mut() {
             m.entry.stored = stored;

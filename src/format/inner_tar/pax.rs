@@ -23,7 +23,7 @@ pub(super) fn pax_time(v: &[u8]) -> Option<i64> {
 }
 
 impl InnerTar {
-    pub(super) fn on_ext_done(&mut self, kind: ExtKind) -> Result<()> {
+    pub(super) fn on_ext_done(&mut self, kind: ExtKind) -> Step<()> {
         let body = std::mem::take(&mut self.ext);
         match kind {
             ExtKind::Global => {}
@@ -43,16 +43,16 @@ impl InnerTar {
         Ok(())
     }
 
-    pub(super) fn parse_pax(&mut self, buf: &[u8]) -> Result<()> {
+    pub(super) fn parse_pax(&mut self, buf: &[u8]) -> Step<()> {
         for record in tar::pax_records(buf) {
-            let (key, value) = record.map_err(|()| tampered("inner tar pax header"))?;
+            let (key, value) = record.map_err(|()| tampered(TarFault::PaxHeader))?;
             self.pax_record(key, value)?;
         }
         Ok(())
     }
 
-    pub(super) fn pax_record(&mut self, key: &[u8], val: &[u8]) -> Result<()> {
-        let bad = || tampered("inner tar pax header");
+    pub(super) fn pax_record(&mut self, key: &[u8], val: &[u8]) -> Step<()> {
+        let bad = || tampered(TarFault::PaxHeader);
         let pend = &mut self.pending;
         let opt = |v: &[u8]| if v.is_empty() { None } else { Some(v.to_vec()) };
         match key {

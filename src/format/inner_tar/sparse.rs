@@ -4,7 +4,7 @@
 use super::*;
 
 /// Checks a sparse map: sorted, non-overlapping, each run inside `realsize`, sizes summing to `stored`.
-pub(super) fn check_map(map: &[(u64, u64)], realsize: u64, stored: u64) -> Result<()> {
+pub(super) fn check_map(map: &[(u64, u64)], realsize: u64, stored: u64) -> Step<()> {
     if map.len() > MAX_SPARSE_ENTRIES {
         return Err(map_err());
     }
@@ -24,7 +24,7 @@ pub(super) fn check_map(map: &[(u64, u64)], realsize: u64, stored: u64) -> Resul
     Ok(())
 }
 
-pub(super) fn push_run(map: &mut Vec<(u64, u64)>, off: u64, len: u64) -> Result<()> {
+pub(super) fn push_run(map: &mut Vec<(u64, u64)>, off: u64, len: u64) -> Step<()> {
     if map.len() >= MAX_SPARSE_ENTRIES {
         return Err(map_err());
     }
@@ -34,7 +34,7 @@ pub(super) fn push_run(map: &mut Vec<(u64, u64)>, off: u64, len: u64) -> Result<
 
 impl InnerTar {
     /// Reads up to `entries.len() / 24` old-sparse entries; true if an empty entry ended the map.
-    pub(super) fn old_sparse_entries(entries: &[u8], map: &mut Vec<(u64, u64)>) -> Result<bool> {
+    pub(super) fn old_sparse_entries(entries: &[u8], map: &mut Vec<(u64, u64)>) -> Step<bool> {
         for e in entries.chunks_exact(24) {
             if e[12] == 0 {
                 return Ok(true);
@@ -46,7 +46,7 @@ impl InnerTar {
         Ok(false)
     }
 
-    pub(super) fn on_old_sparse_ext(&mut self, v: &mut dyn Visitor) -> Result<()> {
+    pub(super) fn on_old_sparse_ext(&mut self, v: &mut dyn Visitor) -> Step<()> {
         let h = self.blk;
         let m = self.member.as_mut().ok_or_else(map_err)?;
         let map = m.map.as_mut().ok_or_else(map_err)?;
@@ -61,7 +61,7 @@ impl InnerTar {
     }
 
     /// Old sparse map complete: validate it against realsize and the stored size, then data.
-    pub(super) fn start_sparse_data(&mut self, v: &mut dyn Visitor) -> Result<()> {
+    pub(super) fn start_sparse_data(&mut self, v: &mut dyn Visitor) -> Step<()> {
         let m = self.member.as_ref().ok_or_else(map_err)?;
         let stored = m.stored;
         check_map(m.map.as_deref().unwrap_or(&[]), m.entry.size, stored)?;
@@ -69,7 +69,7 @@ impl InnerTar {
     }
 
     /// One block of PAX 1.0 map text.
-    pub(super) fn on_map_block(&mut self, left: u64, v: &mut dyn Visitor) -> Result<()> {
+    pub(super) fn on_map_block(&mut self, left: u64, v: &mut dyn Visitor) -> Step<()> {
         if left < BLOCK as u64 {
             return Err(map_err());
         }

@@ -67,9 +67,9 @@
         let mut t = InnerTar::new();
         let mut c = Collect::default();
         for p in bytes.chunks(piece.max(1)) {
-            t.feed(p, &mut c)?;
+            t.feed("t", p, &mut c)?;
         }
-        t.finish(&mut c)?;
+        t.finish("t", &mut c)?;
         Ok(c)
     }
 
@@ -253,13 +253,13 @@
         assert_eq!(&tar[1024 + 124..1024 + 136], b"00000000000\0", "ustar size field is 0");
         let mut t = InnerTar::new();
         let mut c = Collect::default();
-        t.feed(tar, &mut c).unwrap();
+        t.feed("t", tar, &mut c).unwrap();
         let g = &c.got[0];
         assert_eq!((g.entry.size, g.entry.stored), (realsize, (8 << 30) + 512));
         assert_eq!(t.sparse_map().unwrap(), &map[..]);
         assert_eq!(g.runs, vec![(4096, vec![0xAB; 1 << 20])]);
-        let e = t.finish(&mut c).unwrap_err();
-        assert_eq!(e, Error::truncated("", "inner tar ends inside vm7/root.img"));
+        let e = t.finish("t", &mut c).unwrap_err();
+        assert_eq!(e.cut(), Some(&Cut::InnerTar(TarEnd::Member("vm7/root.img".into()))));
     }
 
     /// Sparse test file: a patchwork of short writes, some past 8 GiB.

@@ -10,20 +10,25 @@
 // Coordinator → chunk worker (a Bridge over `port`): event key {backupId, pass} ·
 //   job {blob, offset, size, name} → {plain (transferred), readMs, kdfMs, cryptoMs, webCrypto};
 //   early {backupId, pass, blob, offset, size, name} → the same, for Open's qubes.xml chunk;
-//   a failed job's error {class, message} carries dead: true when the wasm instance trapped.
+//   lane {name, logN, r, lane} → the lane run (ROMix), for any worker's KDF or the header's;
+//   a failed job's or lane's error {class, message} carries dead: true when the wasm instance trapped.
+// Chunk worker → coordinator: lanes {name, logN, r, lanes, early} → [lane run…]: a job's KDF is
+//   split into its lanes (src/wasm/lanes.rs), which the coordinator spreads over idle workers
+//   (this one included), so a p=4 chunk uses 4 workers when they are free.
 'use strict';
 
 let maxKdfMemory = 0;
 let opener = null;             // wasm_bindgen.ChunkOpener of the backup being restored
+let coordinator = null;        // Bridge to the coordinator
 let useWebCrypto = !!(self.crypto && self.crypto.subtle);
 const ZERO_COUNTER = new Uint8Array(16);
 const page = new Bridge(self);
 
 page.serve({
   init(m) {
-    const coordinator = new Bridge(m.port);
+    coordinator = new Bridge(m.port);
     coordinator.on('key', setKey);
-    coordinator.serve({ job: (j) => runJob(j, opener), early: openEarly });
+    coordinator.serve({ job: (j) => runJob(j, opener, false), early: openEarly, lane: runLane });
     try {
       initWasm(m.module);
     } catch (e) {
@@ -47,30 +52,57 @@ async function openEarly(m) {
   const early = new wasm_bindgen.ChunkOpener(m.backupId, m.pass, maxKdfMemory);
   m.pass.fill(0);
   try {
-    return await runJob(m, early);
+    return await runJob(m, early, true);
   } finally {
     early.free();
   }
 }
 
-async function runJob(j, opener) {
+async function runJob(j, opener, early) {
   const t0 = performance.now();
   let keys = null;
   try {
     const bytes = new Uint8Array(await j.blob.slice(j.offset, j.offset + j.size).arrayBuffer());
     const t1 = performance.now();
-    keys = opener.unlock(j.name, bytes.subarray(0, Math.min(bytes.length, 128)), bytes.length, j.size);
+    keys = await unlock(opener, j.name, bytes, j.size, early);
     const t2 = performance.now();
     const plain = await openBody(keys, bytes);
     const t3 = performance.now();
     return Bridge.transfer({ plain, readMs: t1 - t0, kdfMs: t2 - t1, cryptoMs: t3 - t2, webCrypto: useWebCrypto }, [plain]);
   } catch (e) {
-    const dead = typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError;
-    if (dead) setTimeout(() => page.emit('dead')); // after the failure: this instance is unusable, ask for a new worker
-    throw Object.assign(toErr(e, 'opening ' + j.name), { dead });
+    throw failure(e, 'opening ' + j.name);
   } finally {
     if (keys) { try { keys.free(); } catch (e) { /* instance gone */ } }
   }
+}
+
+// The core checks the chunk and gives out its KDF's lanes; the coordinator has them run by
+// idle workers; the core joins them and checks the header MAC (`tampered` if it fails).
+async function unlock(opener, name, bytes, size, early) {
+  const kdf = opener.begin(name, bytes.subarray(0, Math.min(bytes.length, 128)), bytes.length, size);
+  try {
+    const work = kdf.lanes();
+    const outs = await coordinator.call('lanes', { name, logN: work.logN, r: work.r, lanes: work.lanes, early });
+    return kdf.unlock(outs);
+  } finally {
+    kdf.free();
+  }
+}
+
+function runLane(m) {
+  try {
+    const out = wasm_bindgen.kdf_lane(m.name, m.lane, m.logN, m.r, maxKdfMemory);
+    return Bridge.transfer(out, [out.buffer]);
+  } catch (e) {
+    throw failure(e, 'deriving the key of ' + m.name);
+  }
+}
+
+// An error for the coordinator; dead: true when this wasm instance trapped (out of memory).
+function failure(e, context) {
+  const dead = typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError;
+  if (dead) setTimeout(() => page.emit('dead')); // after the failure: this instance is unusable, ask for a new worker
+  return Object.assign(toErr(e, context), { dead });
 }
 
 // The whole-file MAC, then decryption; returns the plaintext ArrayBuffer.

@@ -25,7 +25,8 @@ let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
 let backup = null;             // wasm_bindgen.BackupHandle
 let source = null;             // the backup Blob/File
 let qubes = [];
-let pool = [];                 // [{port, chunks: its Bridge, busy, seq, gen, dead}]
+let pool = [];                 // [{port, chunks: its Bridge, busy, laneBusy, seq, gen, dead}]
+let lanes = [];                // KDF lanes waiting for a worker, see runLanes
 let gen = 0;                   // bumps on every run and cancel: stale results are dropped
 let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
@@ -48,7 +49,8 @@ async function init(m) {
 }
 
 function poolEntry(port) {
-  const w = { port, chunks: new Bridge(port), busy: false, seq: -1, gen: -1, dead: false };
+  const w = { port, chunks: new Bridge(port), busy: false, laneBusy: false, lane: null, seq: -1, gen: -1, dead: false };
+  w.chunks.serve({ lanes: chunkLanes });
   if (backup) sendKey(w);
   return w;
 }
@@ -65,6 +67,7 @@ function setPool(ports) {
   for (const w of pool) { requeue(w); w.port.close(); }
   pool = ports.map(poolEntry);
   if (run) pump();
+  pumpLanes();
 }
 
 // A chunk worker whose wasm instance trapped (out of memory) is replaced by a fresh one.
@@ -73,10 +76,12 @@ function replaceWorker(index, port) {
   if (old) { requeue(old); old.port.close(); }
   pool[index] = poolEntry(port);
   if (run) pump();
+  pumpLanes();
 }
 
-// The job a worker was running when it went away is run again elsewhere.
+// The job (and the lane) a worker was running when it went away is run again elsewhere.
 function requeue(w) {
+  if (w.lane) { lanes.unshift(w.lane); w.lane = null; w.laneBusy = false; }
   const r = run;
   if (w.busy && r && w.gen === r.gen && !r.results.has(w.seq)) r.retry.push(w.seq);
   w.busy = false;
@@ -94,6 +99,11 @@ async function openBackup(m) {
     source = m.blob;
     const t0 = performance.now();
     pending = wasm_bindgen.PendingBackup.index(source, maxKdfMemory);
+    const live = pool.filter((x) => !x.dead).length;
+    // The header's lanes are queued first, so they run before qubes.xml's.
+    const header = live > 0 ? pending.header_lanes(pass, live, memoryBudget) : null;
+    const headerKdf = { workers: new Set() };
+    const headerDone = header ? runLanes('backup-header.hmac', header, header.workers, headerKdf, false) : null;
     const chunk = pending.early_chunk();
     const w = chunk && pool.find((x) => !x.busy && !x.dead);
     let early = null;
@@ -104,19 +114,75 @@ async function openBackup(m) {
         .then((done) => new Uint8Array(done.plain), () => null) // any failure: opened again below, which reports it
         .finally(() => { w.busy = false; if (run) pump(); });
     }
-    pending.authenticate(pass);
+    if (header) pending.authenticate_lanes(pass, await headerDone);
+    else pending.authenticate(pass);
     const first = early ? await early : null;
     backup = pending.finish(first || undefined);
     qubes = JSON.parse(backup.qubes_json());
     for (const w of pool) sendKey(w);
-    return { qubes, compression: backup.compression(), openMs: performance.now() - t0, earlyQubesXml: !!first };
+    return { qubes, compression: backup.compression(), openMs: performance.now() - t0, earlyQubesXml: !!first,
+      headerLaneWorkers: headerKdf.workers.size };
   } catch (e) {
     backup = null;
+    dropLanes((q) => q.early); // qubes.xml's KDF is abandoned with the Open that wanted it
     throw toErr(e, 'opening the backup');
   } finally {
     pass.fill(0);
     if (pending) pending.free();
   }
+}
+
+// ------------------------------------------------------------ KDF lanes
+
+// A KDF's lanes (src/wasm/lanes.rs) run on idle chunk workers, among the first `limit` (the
+// core's worker plan: how many lanes' memory fits at once), in the order they were asked for.
+// `kdf.workers` collects the workers a KDF's lanes ran on (the page shows the most for tests).
+function runLanes(name, work, limit, kdf, early) {
+  const all = work.lanes.map((lane) => new Promise((resolve, reject) => {
+    lanes.push({ name, logN: work.logN, r: work.r, lane, limit: Math.max(1, limit), kdf, early, resolve, reject });
+  }));
+  pumpLanes();
+  return Promise.all(all);
+}
+
+function pumpLanes() {
+  for (let i = 0; i < lanes.length;) {
+    const q = lanes[i];
+    const w = pool.slice(0, q.limit).find((x) => !x.laneBusy && !x.dead);
+    if (!w) { i++; continue; }
+    lanes.splice(i, 1);
+    w.laneBusy = true;
+    w.lane = q;
+    q.kdf.workers.add(w);
+    w.chunks.call('lane', { name: q.name, logN: q.logN, r: q.r, lane: q.lane }).then((out) => {
+      if (w.lane !== q) return; // requeued meanwhile
+      w.lane = null; w.laneBusy = false;
+      q.resolve(out);
+      pumpLanes();
+    }, (err) => {
+      if (w.lane !== q) return;
+      w.lane = null; w.laneBusy = false;
+      if (err && err.dead) { w.dead = true; lanes.unshift(q); } // the page replaces the worker; the lane runs again
+      else q.reject(err);
+      pumpLanes();
+    });
+  }
+}
+
+function dropLanes(which) {
+  const dropped = lanes.filter(which);
+  lanes = lanes.filter((q) => !which(q));
+  for (const q of dropped) q.reject({ class: 'io', message: 'abandoned' });
+}
+
+// A chunk worker's job asks for its KDF's lanes to be run (see chunk.js).
+function chunkLanes(m) {
+  const r = run;
+  const kdf = { workers: new Set() };
+  return runLanes(m.name, m, r && !m.early ? r.workers : pool.length, kdf, !!m.early).then((outs) => {
+    if (r && run === r) r.laneWorkers = Math.max(r.laneWorkers, kdf.workers.size);
+    return outs;
+  });
 }
 
 // ---------------------------------------------------------------- run
@@ -152,7 +218,7 @@ async function startRun(m, emit) {
   const R = run = { gen: myGen, files, jobs, errors, workers, window: plan.window, nextDispatch: 0, nextConsume: 0,
     results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
     salvage, emit,
-    kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], t0: performance.now() };
+    kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], laneWorkers: 0, t0: performance.now() };
   emit('plan', { files: files.map(publicFile), failed: unlisted, kdfMemory, workers, compression: backup.compression() });
   // Each file is authenticated on its own: a file that fails does not stop the qube's others
   // (like the CLI). Failures are reported per qube in order: its files, then what is missing.
@@ -227,7 +293,7 @@ async function startRun(m, emit) {
   if (done.cancelled) return Bridge.CANCELLED;
   return { errors: done.errors, verifyOnly,
     stats: { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, pushMs: done.pushMs, totalMs: performance.now() - done.t0,
-      workers: done.workers } };
+      workers: done.workers, laneWorkers: done.laneWorkers } };
 }
 
 function publicFile(f) {
@@ -321,6 +387,7 @@ function cancel() {
   r.results.clear();
   for (const f of r.files) if (f.restorer) dropFile(f);
   if (r.waiting) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
+  dropLanes(() => true);
   for (const w of pool) w.busy = false;
 }
 

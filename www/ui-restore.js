@@ -124,7 +124,10 @@ function restoreView(ui, browse) {
     const total = qubes.reduce((a, q) => a + (q.size || 0), 0);
     // For tests and the footer: whether Open ran qubes.xml's KDF on a chunk worker beside the header's.
     el.backupInfo.dataset.earlyQubesXml = String(!!m.earlyQubesXml);
+    // and on how many workers the header's KDF lanes ran (a p=4 header uses up to 4).
+    el.backupInfo.dataset.headerLaneWorkers = String(m.headerLaneWorkers || 0);
     stats.openParallel = !!m.earlyQubesXml;
+    stats.headerLaneWorkers = m.headerLaneWorkers || 0;
     ui.showEnv();
     el.backupInfo.textContent = qubes.length + ' qube' + (qubes.length === 1 ? '' : 's') + ', ' + fmtBytes(total) +
       ' of data, compressed with ' + m.compression + '. Opened in ' + (m.openMs / 1000).toFixed(1) + ' s.';
@@ -422,6 +425,8 @@ function restoreView(ui, browse) {
       if (browse.has(q)) browse.open(q);
     }
     stats.lastRun = m.stats || null;
+    // For tests: the most workers one chunk's KDF lanes ran on in this run.
+    el.status.dataset.laneWorkers = String(m.stats && m.stats.laneWorkers || 0);
     const errs = m.errors || [];
     const n = [...files.values()].filter((f) => !f.placeholder && f.li.querySelector('.state').classList.contains('ok')).length;
     const what = m.verifyOnly ? 'verified' : 'restored';

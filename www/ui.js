@@ -60,7 +60,10 @@
       'output: ' + (opfs ? 'browser storage (OPFS), then download' : 'download'),
       'AES/HMAC: ' + (stats.webCrypto === false ? 'WebAssembly' : 'WebCrypto')];
     if (k.length) parts.push('last scrypt KDF: ' + (k[k.length - 1] / 1000).toFixed(2) + ' s');
-    if (stats.openParallel != null) parts.push('Open: ' + (stats.openParallel ? 'header and qubes.xml KDFs side by side' : 'one KDF after the other'));
+    if (stats.openParallel != null) {
+      parts.push('Open: ' + (stats.openParallel ? 'header and qubes.xml KDFs side by side' : 'one KDF after the other') +
+        (stats.headerLaneWorkers ? ', the header\'s KDF lanes on ' + stats.headerLaneWorkers + ' worker' + (stats.headerLaneWorkers > 1 ? 's' : '') : ''));
+    }
     el.env.textContent = 'This browser: ' + parts.join(' · ') + '.';
   }
 

@@ -150,13 +150,59 @@ pub struct Keys {
 pub fn derive_keys(member: &str, passphrase: &[u8], header: &Header, limits: &Limits) -> Result<Keys> {
     let params = header.check(member, limits)?;
     let mut dk = [0u8; 64];
-    kdf::scrypt(passphrase, &header.salt, &params, limits.max_kdf_memory, limits.lane_threads, &mut dk).map_err(|e| match e {
+    kdf::scrypt(passphrase, &header.salt, &params, limits.max_kdf_memory, limits.lane_threads, &mut dk)
+        .map_err(|e| kdf_error(member, e))?;
+    checked_keys(member, header, dk)
+}
+
+/// A KDF split into its lanes (RFC 7914: B = PBKDF2(P, S, 1, p·128·r); each lane
+/// B_i = ROMix(B_i); DK = PBKDF2(P, B, 1, 64)), for a caller that runs the lanes elsewhere: the
+/// page spreads them over its workers. [`begin_kdf`] checks the parameters before anything is
+/// allocated and expands; each lane goes through [`run_lane`]; [`keys_from_lanes`] joins them
+/// and checks the header MAC, with the same verdicts as [`derive_keys`].
+pub struct LaneWork {
+    pub params: kdf::Params,
+    /// p lanes of 128·r bytes, back to back.
+    pub lanes: Vec<u8>,
+}
+
+pub fn begin_kdf(member: &str, passphrase: &[u8], header: &Header, limits: &Limits) -> Result<LaneWork> {
+    let params = header.check(member, limits)?;
+    let lanes = kdf::expand(passphrase, &header.salt, &params).map_err(|e| kdf_error(member, e))?;
+    Ok(LaneWork { params, lanes })
+}
+
+/// One lane, in place (`lane` is 128·r bytes), within `limits`' memory per lane.
+pub fn run_lane(member: &str, lane: &mut [u8], log_n: u8, r: u32, limits: &Limits) -> Result<()> {
+    // The caller's parameters passed `Header::check` where the lanes were made; a lane is
+    // still held to the same work cap, in case it comes from anywhere else.
+    let header = Header { log_n, r, p: 1, salt: [0; 32], raw: [0; HEADER_LEN] };
+    let params = header.check(member, limits)?;
+    if lane.len() as u64 != params.lane_len() {
+        return Err(Error::internal(format!("a KDF lane of {} bytes for r={r}", lane.len())));
+    }
+    kdf::romix(lane, log_n, r, limits.max_kdf_memory).map(|_| ()).map_err(|e| kdf_error(member, e))
+}
+
+/// Joins the lanes `begin_kdf` gave out, each run by [`run_lane`], into the keys.
+pub fn keys_from_lanes(member: &str, passphrase: &[u8], header: &Header, work: &LaneWork) -> Result<Keys> {
+    let mut dk = [0u8; 64];
+    kdf::finish(passphrase, &work.lanes, &mut dk).map_err(|e| kdf_error(member, e))?;
+    checked_keys(member, header, dk)
+}
+
+fn kdf_error(member: &str, e: kdf::KdfError) -> Error {
+    match e {
         kdf::KdfError::OutOfMemory { bytes } => Error::Io(format!(
             "{member}: the KDF could not get {} MiB of memory; close other programs, or lower the KDF memory (it then recomputes, slower)",
             bytes >> 20
         )),
         other => Error::unsupported(format!("{member}: scrypt ({other})")),
-    })?;
+    }
+}
+
+/// The derived key's halves, once the header MAC proves them right.
+fn checked_keys(member: &str, header: &Header, mut dk: [u8; 64]) -> Result<Keys> {
     let keys = Keys { enc: dk[..32].try_into().expect("32 bytes"), hmac: dk[32..].try_into().expect("32 bytes") };
     dk.fill(0);
     let mut mac = HmacSha256::new_from_slice(&keys.hmac).expect("any key length");
@@ -245,6 +291,40 @@ mod tests {
     use super::*;
 
     const SALT: [u8; 32] = [7; 32];
+
+    #[test]
+    fn lanes_run_apart_give_the_keys_of_the_whole_kdf_and_the_same_verdicts() {
+        let enc = seal(b"pw", b"hello", 5, 2, 3, SALT);
+        let header = Header::parse("m", &enc).unwrap();
+        let limits = Limits::default();
+        let whole = derive_keys("m", b"pw", &header, &limits).unwrap();
+        let mut work = begin_kdf("m", b"pw", &header, &limits).unwrap();
+        let p = work.params;
+        // Each lane on its own, in reverse order, as different workers would.
+        for i in (0..p.p()).rev() {
+            run_lane("m", kdf::lane_mut(&mut work.lanes, &p, i).unwrap(), p.log_n(), p.r(), &limits).unwrap();
+        }
+        let keys = keys_from_lanes("m", b"pw", &header, &work).unwrap();
+        assert_eq!((keys.enc, keys.hmac), (whole.enc, whole.hmac));
+        assert_eq!(open_with("m", &keys, enc).unwrap(), b"hello");
+        // Lanes of another passphrase, or not run at all: the header MAC says so.
+        let mut other = begin_kdf("m", b"other", &header, &limits).unwrap();
+        for i in 0..p.p() {
+            run_lane("m", kdf::lane_mut(&mut other.lanes, &p, i).unwrap(), p.log_n(), p.r(), &limits).unwrap();
+        }
+        assert!(matches!(keys_from_lanes("m", b"other", &header, &other), Err(Error::WrongPassphrase { .. })));
+        let unrun = begin_kdf("m", b"pw", &header, &limits).unwrap();
+        assert!(matches!(keys_from_lanes("m", b"pw", &header, &unrun), Err(Error::WrongPassphrase { .. })));
+    }
+
+    #[test]
+    fn a_lane_is_held_to_the_work_cap_wherever_it_comes_from() {
+        let mut lane = vec![0u8; 128 * 8];
+        let e = run_lane("m", &mut lane, 40, 8, &Limits::default()).unwrap_err();
+        assert!(matches!(e, Error::UnsafeParams { log_n: 40, .. }), "{e:?}");
+        let e = run_lane("m", &mut lane[..100], 4, 8, &Limits::default()).unwrap_err();
+        assert_eq!(e.class(), "internal");
+    }
 
     #[test]
     fn seal_then_open_round_trips() {

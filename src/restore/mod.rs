@@ -118,8 +118,27 @@ impl<R: ReadAt> Indexed<R> {
     /// Authenticates `backup-header` (one KDF: a wrong passphrase is reported here, before any
     /// chunk is read) and parses it.
     pub fn authenticate(self, passphrase: &[u8], limits: &Limits) -> Result<Authenticated<R>> {
-        let header_passphrase = [b"backup-header!".as_slice(), passphrase].concat();
-        let authentic = container::open("backup-header.hmac", &header_passphrase, self.copy, limits)?;
+        let header = container::Header::parse(HEADER_COPY, &self.copy)?;
+        let keys = container::derive_keys(HEADER_COPY, &header_passphrase(passphrase), &header, limits)?;
+        self.authenticated_by(&keys, passphrase, limits)
+    }
+
+    /// The header's KDF as lanes, to run elsewhere (the page's workers): the parameters are
+    /// checked before anything is allocated. Then [`Indexed::authenticate_lanes`].
+    pub fn header_lanes(&self, passphrase: &[u8], limits: &Limits) -> Result<container::LaneWork> {
+        let header = container::Header::parse(HEADER_COPY, &self.copy)?;
+        container::begin_kdf(HEADER_COPY, &header_passphrase(passphrase), &header, limits)
+    }
+
+    /// [`Indexed::authenticate`] with the lanes of [`Indexed::header_lanes`] run elsewhere.
+    pub fn authenticate_lanes(self, passphrase: &[u8], work: &container::LaneWork, limits: &Limits) -> Result<Authenticated<R>> {
+        let header = container::Header::parse(HEADER_COPY, &self.copy)?;
+        let keys = container::keys_from_lanes(HEADER_COPY, &header_passphrase(passphrase), &header, work)?;
+        self.authenticated_by(&keys, passphrase, limits)
+    }
+
+    fn authenticated_by(self, keys: &container::Keys, passphrase: &[u8], limits: &Limits) -> Result<Authenticated<R>> {
+        let authentic = container::open_with(HEADER_COPY, keys, self.copy)?;
         if authentic != self.outer_header {
             return Err(Error::tampered("backup-header", Check::HeaderCopy));
         }
@@ -129,6 +148,13 @@ impl<R: ReadAt> Indexed<R> {
         let (src, members) = (self.src, self.members);
         Ok(Authenticated(Backup { src, members, header, compression, qubes: Vec::new(), passphrase: passphrase.to_vec(), limits: *limits, complete }))
     }
+}
+
+const HEADER_COPY: &str = "backup-header.hmac";
+
+/// The header's container is bound to its name (FORMAT.md §4).
+fn header_passphrase(passphrase: &[u8]) -> Vec<u8> {
+    [b"backup-header!".as_slice(), passphrase].concat()
 }
 
 /// Open, stage 2 done: the header is proven; qubes.xml is next.

@@ -27,21 +27,71 @@ impl ChunkOpener {
     }
 
     /// Checks the parameters of the chunk `name` (a member of `size` bytes, of which `read`
-    /// could be read, whose first bytes are `head`), runs the KDF and checks the header MAC. The passphrase was proven by
-    /// `backup-header`, so a header MAC that fails means the chunk was altered, renamed or comes
-    /// from another file or backup: `tampered`, never `wrong-passphrase`.
+    /// could be read, whose first bytes are `head`), runs the KDF and checks the header MAC. The
+    /// passphrase was proven by `backup-header`, so a header MAC that fails means the chunk was
+    /// altered, renamed or comes from another file or backup: `tampered`, never `wrong-passphrase`.
     pub fn unlock(&self, name: &str, head: &[u8], read: f64, size: f64) -> Result<ChunkKeys, JsValue> {
+        let mut kdf = self.begin(name, head, read, size)?;
+        let p = kdf.work.params;
+        for i in 0..p.p() {
+            let lane = crate::kdf::lane_mut(&mut kdf.work.lanes, &p, i).expect("p lanes of 128·r bytes");
+            container::run_lane(name, lane, p.log_n(), p.r(), &self.limits).map_err(to_js)?;
+        }
+        kdf.keys()
+    }
+
+    /// [`ChunkOpener::unlock`] in halves, so that the KDF's lanes can run on other workers:
+    /// the same checks, then the lanes ([`ChunkKdf::lanes`]) to hand back to [`ChunkKdf::unlock`].
+    pub fn begin(&self, name: &str, head: &[u8], read: f64, size: f64) -> Result<ChunkKdf, JsValue> {
         let (read, size) = (read as u64, size as u64);
         if read != size {
-            return Err(to_js(Error::truncated(name, Cut::ShortRead { read: read as u64, size: size as u64 })));
+            return Err(to_js(Error::truncated(name, Cut::ShortRead { read, size })));
         }
         if (size as usize) < OVERHEAD {
-            return Err(to_js(Error::truncated(name, Cut::Container { len: size as u64, min: OVERHEAD as u64 })));
+            return Err(to_js(Error::truncated(name, Cut::Container { len: size, min: OVERHEAD as u64 })));
         }
         let header = Header::parse(name, head).map_err(to_js)?;
-        let pass = chunk_passphrase(&self.backup_id, name, &self.passphrase);
-        let keys = container::derive_keys(name, &pass, &header, &self.limits).map_err(|e| to_js(chunk_error(e)))?;
-        Ok(ChunkKeys { name: name.to_string(), keys, size })
+        let passphrase = chunk_passphrase(&self.backup_id, name, &self.passphrase);
+        let work = container::begin_kdf(name, &passphrase, &header, &self.limits).map_err(to_js)?;
+        Ok(ChunkKdf { name: name.to_string(), header, passphrase, work, size })
+    }
+}
+
+/// A chunk's KDF under way: its lanes are out on the page's workers.
+#[wasm_bindgen]
+pub struct ChunkKdf {
+    name: String,
+    header: Header,
+    passphrase: Vec<u8>,
+    work: container::LaneWork,
+    size: u64,
+}
+
+#[wasm_bindgen]
+impl ChunkKdf {
+    /// `{logN, r, lanes: [Uint8Array…]}` (see `wasm::lanes`).
+    pub fn lanes(&self) -> JsValue {
+        super::lanes::lanes_js(&self.work, 1, 0.0, 0.0)
+    }
+
+    /// Joins the lanes the workers ran (in lane order) and checks the header MAC, with the
+    /// verdicts of [`ChunkOpener::unlock`].
+    pub fn unlock(&mut self, outs: js_sys::Array) -> Result<ChunkKeys, JsValue> {
+        super::lanes::join(&mut self.work, &outs).map_err(to_js)?;
+        self.keys()
+    }
+
+    fn keys(&mut self) -> Result<ChunkKeys, JsValue> {
+        let keys = container::keys_from_lanes(&self.name, &self.passphrase, &self.header, &self.work)
+            .map_err(|e| to_js(chunk_error(e)))?;
+        Ok(ChunkKeys { name: self.name.clone(), keys, size: self.size })
+    }
+}
+
+impl Drop for ChunkKdf {
+    fn drop(&mut self) {
+        self.passphrase.fill(0);
+        self.work.lanes.fill(0);
     }
 }
 

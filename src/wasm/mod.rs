@@ -24,8 +24,10 @@ use web_sys::{Blob, FileReaderSync};
 
 mod browse;
 mod chunk;
+mod lanes;
 pub use browse::{Browser, FileStream, ZipStream};
 pub use chunk::{ChunkKeys, ChunkOpener};
+pub use lanes::kdf_lane;
 
 pub(crate) fn to_js(e: Error) -> JsValue {
     let o = Object::new();
@@ -327,6 +329,7 @@ impl BackupHandle {
 #[wasm_bindgen]
 pub struct PendingBackup {
     indexed: Option<Indexed<BlobSource>>,
+    header_work: Option<crate::format::container::LaneWork>,
     authenticated: Option<Authenticated<BlobSource>>,
     early: Option<EarlyChunk>,
     limits: Limits,
@@ -337,7 +340,7 @@ impl PendingBackup {
     /// Indexes the backup (headers only); nothing is authenticated yet.
     pub fn index(blob: Blob, max_kdf_memory: f64) -> Result<PendingBackup, JsValue> {
         let indexed = Indexed::index(BlobSource::new(blob).map_err(to_js)?).map_err(to_js)?;
-        Ok(PendingBackup { indexed: Some(indexed), authenticated: None, early: None, limits: limits(max_kdf_memory) })
+        Ok(PendingBackup { indexed: Some(indexed), header_work: None, authenticated: None, early: None, limits: limits(max_kdf_memory) })
     }
 
     /// qubes.xml's first chunk for a chunk worker to open beside the header's KDF:
@@ -358,6 +361,26 @@ impl PendingBackup {
     pub fn authenticate(&mut self, passphrase: &[u8]) -> Result<(), JsValue> {
         let indexed = self.indexed.take().ok_or_else(|| to_js(Error::internal("authenticate twice")))?;
         self.authenticated = Some(indexed.authenticate(passphrase, &self.limits).map_err(to_js)?);
+        Ok(())
+    }
+
+    /// The header's KDF as lanes for the page's workers (`{logN, r, lanes, workers}`, see
+    /// `wasm::lanes`); its parameters are checked first (`unsafe-params` is thrown here).
+    pub fn header_lanes(&mut self, passphrase: &[u8], pool: usize, memory_budget: f64) -> Result<JsValue, JsValue> {
+        let indexed = self.indexed.as_ref().ok_or_else(|| to_js(Error::internal("header lanes after authenticate")))?;
+        let work = indexed.header_lanes(passphrase, &self.limits).map_err(to_js)?;
+        let js = lanes::lanes_js(&work, pool, memory_budget, self.limits.max_kdf_memory as f64);
+        self.header_work = Some(work);
+        Ok(js)
+    }
+
+    /// [`PendingBackup::authenticate`] with the header's lanes run by the workers (in lane order).
+    pub fn authenticate_lanes(&mut self, passphrase: &[u8], outs: js_sys::Array) -> Result<(), JsValue> {
+        let mut work = self.header_work.take().ok_or_else(|| to_js(Error::internal("lanes back before header_lanes")))?;
+        lanes::join(&mut work, &outs).map_err(to_js)?;
+        let indexed = self.indexed.take().ok_or_else(|| to_js(Error::internal("authenticate twice")))?;
+        self.authenticated = Some(indexed.authenticate_lanes(passphrase, &work, &self.limits).map_err(to_js)?);
+        work.lanes.fill(0);
         Ok(())
     }
 

@@ -96,6 +96,44 @@ describe('qubes-rescue page in Chromium', () => {
     await restoreAndCompare(b, { qubes: [one.name] });
   });
 
+  // Issue 10: a p=4 KDF's lanes are spread over the chunk workers, at Open (the header's) and
+  // during a restore (each chunk's); the page counts the workers a KDF's lanes ran on.
+  it('runs the lanes of a p=4 KDF on more than one worker, at Open and for every chunk', async () => {
+    const b = loadManifest().find((x) => x.file === 'kdf-p4.bin');
+    assert.ok(b, 'kdf-p4.bin is in the manifest');
+    const rp = await newPage();
+    try {
+      const workers = await rp.page.evaluate(() => Math.max(1, Math.min(navigator.hardwareConcurrency || 2, 8)));
+      assert.ok(workers >= 2, `this test needs two chunk workers (hardwareConcurrency ${workers})`);
+      const opened = await rp.openBackup(b.path, b.passphrase);
+      assert.notEqual(opened.status?.state, 'error', `Open failed: ${await rp.describe()}`);
+      const header = Number(await rp.page.locator('#backup-info').getAttribute('data-header-lane-workers'));
+      assert.ok(header >= 2, `the header's 4 lanes ran on ${header} worker(s)\n${await rp.describe()}`);
+      await rp.selectQubes(null);
+      const expected = expectedFiles(b, null);
+      const r = await rp.runAndCollect('restore', { expectNames: Object.keys(expected) });
+      assert.equal(r.final.state, 'done', `expected done\n${await rp.describe()}`);
+      assertFilesMatch(r.files, expected, { context: await rp.describe() });
+      const chunk = Number(await rp.tid('status').getAttribute('data-lane-workers'));
+      assert.ok(chunk >= 2, `a chunk's 4 lanes ran on ${chunk} worker(s)`);
+      log(`kdf-p4.bin: Open ${opened.ms} ms (header lanes on ${header} workers), Restore ${r.ms} ms (chunk lanes on up to ${chunk})`);
+    } finally {
+      await rp.page.close().catch(() => {});
+    }
+  });
+
+  it('reports a wrong passphrase on a p=4 backup as data-error=wrong-passphrase', async () => {
+    const b = loadManifest().find((x) => x.file === 'kdf-p4.bin');
+    const rp = await newPage();
+    try {
+      const opened = await rp.openBackup(b.path, `${b.passphrase}x`, { timeout: 120000 });
+      assert.equal(opened.status?.error, 'wrong-passphrase', `expected data-error=wrong-passphrase\n${await rp.describe()}`);
+      assert.equal(await rp.page.locator('[data-testid="qube-row"]').count(), 0, 'qubes listed despite a wrong passphrase');
+    } finally {
+      await rp.page.close().catch(() => {});
+    }
+  });
+
   it('reports a wrong passphrase as data-error=wrong-passphrase within 60 s, then opens with the right one', async () => {
     const b = pick('gzip', 'pax-sparse');
     const rp = await newPage();

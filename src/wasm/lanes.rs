@@ -1,0 +1,58 @@
+//! A KDF's lanes for the page's workers (issue: a p=4 KDF uses 4 workers when it can).
+//!
+//! Whoever holds a KDF (the coordinator for `backup-header`, a chunk worker for its chunk) asks
+//! the core for its lanes ([`LaneWork`]: the parameters are checked first, then B is expanded);
+//! the page hands each lane to an idle worker, which runs [`kdf_lane`]; the holder gives the
+//! results back to the core, which joins them and checks the header MAC. Only the lanes move
+//! between workers: the passphrase never does (beyond the one hand-over per worker), and the
+//! derived keys never leave the core that uses them. A lane is 128·r bytes (1 KiB at r=8).
+
+use super::{limits, to_js};
+use crate::error::Error;
+use crate::format::container::{self, LaneWork};
+use crate::restore::WorkerPlan;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+/// `{logN, r, lanes: [Uint8Array…], workers}` for JS: `workers` is how many lanes may run at once
+/// within `memory_budget` on `pool` workers (the same rule as a restore's worker plan).
+pub(crate) fn lanes_js(work: &LaneWork, pool: usize, memory_budget: f64, max_kdf_memory: f64) -> JsValue {
+    let p = work.params;
+    let lane_memory = crate::kdf::plan(p.log_n(), p.r(), limits(max_kdf_memory).max_kdf_memory).map_or(p.lane_memory(), |pl| pl.memory);
+    let workers = WorkerPlan::new(lane_memory, 0, pool, memory_budget as u64).workers;
+    let lanes = Array::new();
+    for i in 0..p.p() {
+        let lane = crate::kdf::lane(&work.lanes, &p, i).expect("p lanes of 128·r bytes");
+        lanes.push(&Uint8Array::from(lane));
+    }
+    let o = Object::new();
+    let _ = Reflect::set(&o, &"logN".into(), &JsValue::from(p.log_n()));
+    let _ = Reflect::set(&o, &"r".into(), &JsValue::from(p.r()));
+    let _ = Reflect::set(&o, &"lanes".into(), &lanes);
+    let _ = Reflect::set(&o, &"workers".into(), &JsValue::from(workers as u32));
+    o.into()
+}
+
+/// Puts the lanes the workers ran (in lane order) back into `work`.
+pub(crate) fn join(work: &mut LaneWork, outs: &Array) -> Result<(), Error> {
+    let p = work.params;
+    if outs.length() != p.p() {
+        return Err(Error::internal(format!("{} KDF lanes back for p={}", outs.length(), p.p())));
+    }
+    for i in 0..p.p() {
+        let out = outs.get(i).dyn_into::<Uint8Array>().map_err(|_| Error::internal("a KDF lane that is not bytes"))?;
+        let lane = crate::kdf::lane_mut(&mut work.lanes, &p, i).expect("p lanes of 128·r bytes");
+        if out.length() as usize != lane.len() {
+            return Err(Error::internal(format!("a KDF lane of {} bytes back, {} expected", out.length(), lane.len())));
+        }
+        out.copy_to(lane);
+    }
+    Ok(())
+}
+
+/// Runs one lane (ROMix) of the KDF of `member` within this worker's KDF memory.
+#[wasm_bindgen]
+pub fn kdf_lane(member: &str, mut lane: Vec<u8>, log_n: u8, r: u32, max_kdf_memory: f64) -> Result<Vec<u8>, JsValue> {
+    container::run_lane(member, &mut lane, log_n, r, &limits(max_kdf_memory)).map_err(to_js)?;
+    Ok(lane)
+}

@@ -117,8 +117,9 @@ pub struct LegacyBackup<R: ReadAt> {
 
 /// Reads a piece and proves its HMAC; only then are its bytes returned.
 fn verified_piece(src: &(impl ReadAt + ?Sized), piece: &Piece, algorithm: HmacAlgorithm, passphrase: &[u8]) -> Result<Vec<u8>> {
-    let text = piece.hmac.read(src, hmac_text::MAX_HMAC_TEXT)?;
-    let tag = hmac_text::parse(&text, &piece.hmac.name)?;
+    let hmac = piece.hmac.as_ref().ok_or_else(|| Error::truncated(format!("{}.hmac", piece.data.name), "missing from the backup"))?;
+    let text = hmac.read(src, hmac_text::MAX_HMAC_TEXT)?;
+    let tag = hmac_text::parse(&text, &hmac.name)?;
     let bytes = piece.data.read(src, outer::MAX_MEMBER)?;
     if !hmac_text::verify(algorithm, passphrase, &bytes, &tag) {
         // The passphrase was proven by the header (or qubes.xml's first piece): this piece was
@@ -275,7 +276,7 @@ fn authenticate_header(src: &(impl ReadAt + ?Sized), h: &Member, m: &Member, pas
 fn headerless(src: &(impl ReadAt + ?Sized), members: &[Member], passphrase: &[u8]) -> Result<LegacyHeader> {
     let data = find_one(members, "qubes.xml.000")?.ok_or_else(|| Error::not_a_backup("it has no backup-header and no qubes.xml.000"))?;
     let hmac = find_one(members, "qubes.xml.000.hmac")?.ok_or_else(|| Error::truncated("qubes.xml.000.hmac", "missing from the backup"))?;
-    let piece = Piece { data: data.clone(), hmac: hmac.clone() };
+    let piece = Piece { data: data.clone(), hmac: Some(hmac.clone()) };
     let bytes = verified_piece(src, &piece, HmacAlgorithm::Sha1, passphrase).map_err(|e| match e {
         Error::Tampered { member, check } if check.starts_with("HMAC") => Error::WrongPassphrase { member },
         other => other,

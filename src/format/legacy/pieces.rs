@@ -4,7 +4,7 @@
 //! in format 2 a volume is a whole GNU tar volume, encrypted or gzipped on its own.
 //!
 //! Nothing authenticates the names here (the HMAC covers only a piece's bytes), so everything
-//! about them is checked: one `.hmac` per piece, no gap, no duplicate, and an empty piece only
+//! about them is checked: at most one `.hmac` per piece (none is reported when the piece is read), no gap, no duplicate, and an empty piece only
 //! at the end (Qubes' writer starts a new piece before it knows the stream ended, so a stream
 //! whose reads fill the last piece exactly ends with an empty one).
 
@@ -15,7 +15,10 @@ use crate::format::outer::Member;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Piece {
     pub data: Member,
-    pub hmac: Member,
+    /// `None`: missing from the backup (cut short after the piece, or dropped); the piece is
+    /// then unusable, which its file reports as `truncated` when it reaches it. The backup
+    /// still opens, so the files before the damage restore.
+    pub hmac: Option<Member>,
 }
 
 /// One stored file: `base` (`vm5/private.img`, `vm1/.`, `dom0-home/user`, `qubes.xml`) and
@@ -88,13 +91,15 @@ pub fn group(members: &[Member]) -> Result<Vec<PieceFile>> {
                 return Err(Error::tampered(&m.name, "piece sequence (an empty piece before the last)"));
             }
             let want = format!("{}.hmac", m.name);
-            let k = match by_name.get(want.as_str()).map(Vec::as_slice) {
-                Some([k]) => *k,
+            let hmac = match by_name.get(want.as_str()).map(Vec::as_slice) {
+                Some([k]) => {
+                    used[*k] = true;
+                    Some(hmacs[*k].clone())
+                }
                 Some(_) => return Err(Error::tampered(&want, "uniqueness (the member appears twice)")),
-                None => return Err(Error::truncated(&want, "missing from the backup")),
+                None => None,
             };
-            used[k] = true;
-            file.pieces.push(Piece { data: m, hmac: hmacs[k].clone() });
+            file.pieces.push(Piece { data: m, hmac });
         }
     }
     if let Some((k, _)) = used.iter().enumerate().find(|(_, u)| !**u) {

@@ -347,3 +347,38 @@ fn pieces_swapped_between_files_fail_in_the_inner_tar() {
     assert!(!sink.entries.contains_key("vm5/firewall.xml"));
     assert!(sink.entries.contains_key("vm5/whitelisted-appmenus.list"));
 }
+
+#[test]
+fn the_format_4_pipeline_restores_legacy_files_from_the_stream() {
+    // What the restore will do next: FileRestore (inner tar checked against the outer name,
+    // then a sink) fed the already decompressed stream.
+    use qubes_rescue::format::decompress::Compression;
+    use qubes_rescue::output::sink::MemorySink;
+    use qubes_rescue::restore::{FileRestore, Target};
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(fixture("made-v3/manifest.json")).unwrap()).unwrap();
+    for (file, qube, path) in [
+        ("v3-enc-gzip.bin", "work", "vm5/private.img"),
+        ("v3-sha256-xz.bin", "work-web", "vm50/private.img"),
+        ("v2-enc-multivolume.bin", "work", "vm5/private.img"),
+        ("v2-gzip-multivolume.bin", "work", "appvms/work/firewall.xml"),
+    ] {
+        let backup = LegacyBackup::open(made(file), b"qubes").unwrap();
+        let stored = backup.files(qube).unwrap().into_iter().find(|f| f.path == path).unwrap();
+        let mut sink = MemorySink::with_cap(64 << 20);
+        let mut restore = FileRestore::new(&stored.stored_file(), Compression::None, Target::Volume(Box::new(&mut sink)));
+        let mut stream = backup.stream(&stored);
+        while stream.next_piece(&mut |b| restore.push(b)).unwrap() {}
+        restore.finish().unwrap();
+        let b = manifest["backups"].as_array().unwrap().iter().find(|b| b["file"] == file).unwrap();
+        let want = b["qubes"].as_array().unwrap().iter().flat_map(|q| q["files"].as_array().unwrap()).find(|f| f["archive_name"] == path).unwrap();
+        assert_eq!(hex_sha(&sink.data), want["sha256"].as_str().unwrap(), "{file}: {path}");
+    }
+    // A template's whole folder checks as a tree.
+    let backup = LegacyBackup::open(made("v3-enc-gzip.bin"), b"qubes").unwrap();
+    let tpl = backup.files("fedora-23").unwrap().remove(0);
+    let mut restore = FileRestore::new(&tpl.stored_file(), Compression::None, Target::Verify);
+    let mut stream = backup.stream(&tpl);
+    while stream.next_piece(&mut |b| restore.push(b)).unwrap() {}
+    let report = restore.finish().unwrap();
+    assert!(report.size >= (16 << 20) + (4 << 20), "{report:?}");
+}

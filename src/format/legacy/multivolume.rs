@@ -10,6 +10,12 @@
 //! many bytes; it checks the `'M'` header against that (name and remaining size), drops it and
 //! any label, and passes every other byte through untouched.
 //!
+//! GNU tar also writes an `'M'` header when a volume starts exactly at a member's header (it
+//! registered the member before its header reached the full record): `offset` 0, `size` the
+//! whole member; the member's own header follows. Like `tar -M` we drop it.
+//! Not handled (refused, never misread): a volume boundary inside old-GNU sparse extension
+//! blocks, or inside the data of a GNU long-name pseudo member.
+//!
 //! Errors carry an empty member name; the caller adds the volume with [`Error::in_member`].
 
 use crate::error::{Error, Result};
@@ -30,7 +36,7 @@ pub struct VolumeJoiner {
     state: State,
     blk: [u8; BLOCK],
     blk_len: usize,
-    /// At the start of a volume after the first: labels and the continuation come first.
+    /// At the start of a volume: labels and the continuation come first.
     volume_start: bool,
     /// The name field (raw, NUL-trimmed) of the member whose data is being passed.
     member_name: Vec<u8>,
@@ -50,7 +56,7 @@ impl Default for VolumeJoiner {
 
 impl VolumeJoiner {
     pub fn new() -> VolumeJoiner {
-        VolumeJoiner { state: State::Header, blk: [0; BLOCK], blk_len: 0, volume_start: false, member_name: Vec::new(), member_size: 0 }
+        VolumeJoiner { state: State::Header, blk: [0; BLOCK], blk_len: 0, volume_start: true, member_name: Vec::new(), member_size: 0 }
     }
 
     /// Bytes of the current volume, in order; the joined stream goes to `out`.
@@ -104,9 +110,17 @@ impl VolumeJoiner {
             match header.typeflag() {
                 // A volume label (`tar -V`): nothing of the archive.
                 b'V' => return Ok(()),
-                b'M' => {
-                    let State::Data { left, pad } = self.state else {
+                b'M' if !continues => {
+                    // Announces the member whose header follows (see the module comment).
+                    if tar::number(&b[369..381]) != Some(0) {
                         return Err(tampered("multi-volume tar (a continuation header where no member continues)"));
+                    }
+                    return Ok(());
+                }
+                b'M' => {
+                    let (left, pad) = match self.state {
+                        State::Data { left, pad } => (left, pad),
+                        _ => (0, 0),
                     };
                     let remaining = left.saturating_sub(pad);
                     if cstr(&b[..100]) != self.member_name.as_slice() || header.size() != Some(remaining) {

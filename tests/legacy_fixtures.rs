@@ -382,3 +382,24 @@ fn the_format_4_pipeline_restores_legacy_files_from_the_stream() {
     let report = restore.finish().unwrap();
     assert!(report.size >= (16 << 20) + (4 << 20), "{report:?}");
 }
+
+#[test]
+fn a_backup_without_a_header_opens_as_format_2_with_sha1() {
+    // R2-beta3 wrote no backup-header: Qubes assumed format 2, SHA1, aes-256-cbc; whether the
+    // volumes are encrypted or gzipped is read from qubes.xml's authenticated first piece.
+    for (file, encrypted) in [("v2-enc-multivolume.bin", true), ("v2-gzip-multivolume.bin", false)] {
+        let kept: Vec<(String, Vec<u8>)> = members(&made(file)).into_iter().filter(|(n, _)| !n.starts_with("backup-header")).collect();
+        let bytes = rebuild(&kept);
+        assert!(qubes_rescue::format::legacy::is_legacy(&bytes, &qubes_rescue::format::outer::index(&bytes).unwrap()));
+        let backup = LegacyBackup::open(bytes.clone(), b"qubes").unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!backup.header().present);
+        assert_eq!((backup.header().version, backup.header().encrypted), (2, encrypted), "{file}");
+        let got = restore_all(&backup).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(got.entries.len() > 5, "{file}");
+        match LegacyBackup::open(bytes, b"Qubes") {
+            Err(Error::WrongPassphrase { member }) => assert_eq!(member, "qubes.xml.000", "{file}"),
+            Err(other) => panic!("{file}: {other:?}"),
+            Ok(_) => panic!("{file}: opened with a wrong passphrase"),
+        }
+    }
+}

@@ -21,7 +21,7 @@
 //! for qube in backup.qubes() {
 //!     for stored in backup.files(&qube.name)? {
 //!         let mut stream = backup.stream(&stored);
-//!         while stream.next_piece(&mut |inner_tar_bytes| Ok(()))? {}
+//!         while stream.next_piece(&mut |_inner_tar_bytes| Ok(()))? {}
 //!     }
 //! }
 //! # Ok::<(), qubes_rescue::Error>(())
@@ -256,10 +256,15 @@ fn authenticate_header(src: &(impl ReadAt + ?Sized), h: &Member, m: &Member, pas
     let tag = hmac_text::parse(&text, &m.name)?;
     let claimed = header::claimed_hmac_algorithm(&bytes);
     let order = claimed.into_iter().chain(HmacAlgorithm::ALL.into_iter().filter(|a| Some(*a) != claimed));
-    let matched = order
-        .filter(|a| a.tag_len() == tag.len())
-        .find(|a| hmac_text::verify(*a, passphrase, &bytes, &tag))
-        .ok_or_else(|| Error::WrongPassphrase { member: "backup-header".to_string() })?;
+    let matched = order.filter(|a| a.tag_len() == tag.len()).find(|a| hmac_text::verify(*a, passphrase, &bytes, &tag));
+    let Some(matched) = matched else {
+        // A header naming a digest we do not verify (MD5, RIPEMD-160, …) says so, though it
+        // is unauthenticated: that is more useful than "wrong passphrase", and restores nothing.
+        if let Err(e @ Error::Unsupported { .. }) = header::parse(&bytes) {
+            return Err(e);
+        }
+        return Err(Error::WrongPassphrase { member: "backup-header".to_string() });
+    };
     let parsed = header::parse(&bytes)?;
     if parsed.hmac_algorithm != matched {
         return Err(Error::tampered(

@@ -34,3 +34,17 @@ fn qube_files_stay_inside_their_backup_path() {
     assert_eq!((tpl[0].path.as_str(), tpl[0].kind), ("vm1/.", FileKind::Home));
     assert!(matches!(backup.files("sys-firewall"), Err(Error::NotFound { .. })));
 }
+
+#[test]
+fn a_header_naming_a_digest_we_do_not_verify_is_unsupported_not_a_wrong_passphrase() {
+    let b = fixture("v3-enc-gzip.bin");
+    let members = outer::index(&b).unwrap();
+    let h = members.iter().find(|m| m.name == "backup-header").unwrap();
+    let mut b2 = b.clone();
+    let at = h.offset as usize;
+    let text = String::from_utf8(b[at..at + h.size as usize].to_vec()).unwrap();
+    // Same length, so the outer tar stays valid: SHA512 -> MD5xx (unknown either way).
+    let changed = text.replace("hmac-algorithm=SHA512", "hmac-algorithm=MD5xxx");
+    b2[at..at + h.size as usize].copy_from_slice(changed.as_bytes());
+    assert!(matches!(LegacyBackup::open(b2, b"qubes"), Err(Error::Unsupported { .. })));
+}

@@ -67,11 +67,26 @@ fn fields(bytes: &[u8]) -> Result<Vec<(&str, &str)>> {
     Ok(seen)
 }
 
+/// The `hmac-algorithm` the (not yet authenticated) header names, if its grammar holds.
+pub fn claimed_hmac_name(bytes: &[u8]) -> Option<String> {
+    let fields = fields(bytes).ok()?;
+    fields.iter().find(|(k, _)| *k == "hmac-algorithm").map(|(_, v)| v.to_string())
+}
+
 /// The algorithm the (not yet authenticated) header names, to try first.
 pub fn claimed_hmac_algorithm(bytes: &[u8]) -> Option<HmacAlgorithm> {
-    let fields = fields(bytes).ok()?;
-    let (_, name) = fields.iter().find(|(k, _)| *k == "hmac-algorithm")?;
-    HmacAlgorithm::from_name(name)
+    HmacAlgorithm::from_name(&claimed_hmac_name(bytes)?)
+}
+
+fn unsupported_hmac(name: &str) -> Error {
+    Error::unsupported(format!("hmac-algorithm {name} (SHA1, SHA224, SHA256, SHA384 and SHA512 are supported)"))
+}
+
+/// When no supported HMAC matches: a header naming a digest we do not verify (MD5,
+/// RIPEMD-160, …) is reported as such, though unauthenticated; more useful than "wrong
+/// passphrase", and nothing is restored from it.
+pub fn unsupported_claim(bytes: &[u8]) -> Option<Error> {
+    claimed_hmac_name(bytes).filter(|n| HmacAlgorithm::from_name(n).is_none()).map(|n| unsupported_hmac(&n))
 }
 
 /// Parses an authenticated format 3 or 2 header.
@@ -89,9 +104,7 @@ pub fn parse(bytes: &[u8]) -> Result<LegacyHeader> {
         },
     };
     let name = required("hmac-algorithm")?;
-    let hmac_algorithm = HmacAlgorithm::from_name(name).ok_or_else(|| {
-        Error::unsupported(format!("hmac-algorithm {name} (SHA1, SHA224, SHA256, SHA384 and SHA512 are supported)"))
-    })?;
+    let hmac_algorithm = HmacAlgorithm::from_name(name).ok_or_else(|| unsupported_hmac(name))?;
     let encrypted = truthy(required("encrypted")?);
     let compressed = truthy(required("compressed")?);
     if encrypted {

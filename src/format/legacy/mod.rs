@@ -33,20 +33,19 @@ pub mod multivolume;
 pub mod openssl_cbc;
 pub mod pieces;
 pub mod qubes_xml;
+mod stream;
 
 pub use header::LegacyHeader;
 pub use hmac_text::HmacAlgorithm;
 pub use pieces::{Piece, PieceFile};
 pub use qubes_xml::LegacyQube;
+pub use stream::FileStream;
 
 use crate::error::{Error, Result};
 use crate::format::chunks::{FileKind, StoredFile};
-use crate::format::decompress::{self, Decoder};
 use crate::format::inner_tar::{Entry, InnerTar, Kind, Visitor};
 use crate::format::outer::{self, Member};
 use crate::read_at::ReadAt;
-use multivolume::VolumeJoiner;
-use openssl_cbc::CbcStream;
 
 /// Qubes fetches qubes.xml with a 1 MiB budget; its pieces together may not exceed it.
 const MAX_QUBES_XML_PIECES: u64 = 1 << 20;
@@ -234,15 +233,7 @@ impl<R: ReadAt> LegacyBackup<R> {
 
     /// One file's inner tar stream, piece by piece.
     pub fn stream<'b>(&'b self, file: &LegacyFile) -> FileStream<'b, R> {
-        FileStream {
-            backup: self,
-            pieces: file.pieces.clone(),
-            next: 0,
-            cbc: CbcStream::new(&self.passphrase),
-            decoder: decompress::decoder(self.header.compression),
-            joiner: VolumeJoiner::new(),
-            done: false,
-        }
+        FileStream::new(self, file.pieces.clone())
     }
 }
 
@@ -258,12 +249,7 @@ fn authenticate_header(src: &(impl ReadAt + ?Sized), h: &Member, m: &Member, pas
     let order = claimed.into_iter().chain(HmacAlgorithm::ALL.into_iter().filter(|a| Some(*a) != claimed));
     let matched = order.filter(|a| a.tag_len() == tag.len()).find(|a| hmac_text::verify(*a, passphrase, &bytes, &tag));
     let Some(matched) = matched else {
-        // A header naming a digest we do not verify (MD5, RIPEMD-160, …) says so, though it
-        // is unauthenticated: that is more useful than "wrong passphrase", and restores nothing.
-        if let Err(e @ Error::Unsupported { .. }) = header::parse(&bytes) {
-            return Err(e);
-        }
-        return Err(Error::WrongPassphrase { member: "backup-header".to_string() });
+        return Err(header::unsupported_claim(&bytes).unwrap_or(Error::WrongPassphrase { member: "backup-header".to_string() }));
     };
     let parsed = header::parse(&bytes)?;
     if parsed.hmac_algorithm != matched {
@@ -287,98 +273,6 @@ fn headerless(src: &(impl ReadAt + ?Sized), members: &[Member], passphrase: &[u8
         other => other,
     })?;
     header::headerless(bytes.starts_with(b"Salted__"), bytes.starts_with(&[0x1f, 0x8b]))
-}
-
-/// One stored file's inner tar stream: each call to [`FileStream::next_piece`] reads the next
-/// piece, proves its HMAC, decrypts, decompresses (and in format 2 joins the volumes) and
-/// hands the resulting inner tar bytes to `out`, in pieces of at most 256 KiB.
-pub struct FileStream<'b, R: ReadAt> {
-    backup: &'b LegacyBackup<R>,
-    pieces: Vec<Piece>,
-    next: usize,
-    /// Format 3: one openssl stream across all pieces.
-    cbc: CbcStream,
-    /// Format 3: one compressed stream across all pieces.
-    decoder: Box<dyn Decoder>,
-    /// Format 2: the volumes joined back into one tar.
-    joiner: VolumeJoiner,
-    done: bool,
-}
-
-impl<R: ReadAt> FileStream<'_, R> {
-    /// The piece the next call reads (or the last one, once all were read).
-    pub fn piece_name(&self) -> &str {
-        let i = self.next.min(self.pieces.len().saturating_sub(1));
-        self.pieces.get(i).map_or("", |p| p.data.name.as_str())
-    }
-
-    /// Reads, verifies and decodes the next piece; after the last one ends the stream (padding,
-    /// compressor and volume checks). Returns false once the stream has ended.
-    pub fn next_piece(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
-        if self.done {
-            return Ok(false);
-        }
-        if self.next == self.pieces.len() {
-            self.finish(out)?;
-            return Ok(false);
-        }
-        let bytes = self.backup.read_piece(&self.pieces[self.next])?;
-        self.push_verified(&bytes, out)?;
-        Ok(true)
-    }
-
-    /// Decodes the next piece, already read and proven by [`LegacyBackup::read_piece`] (pieces
-    /// must come in order; the caller is trusted to have verified them).
-    pub fn push_verified(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let name = self.piece_name().to_string();
-        self.next += 1;
-        let r = if self.backup.header.version == 2 { self.volume(bytes, out) } else { self.piece(bytes, out) };
-        r.map_err(|e| {
-            self.done = true;
-            e.in_member(&name)
-        })
-    }
-
-    /// Format 3: the piece continues the file's one openssl and compressed streams.
-    fn piece(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let decoder = &mut self.decoder;
-        if self.backup.header.encrypted {
-            self.cbc.feed(bytes, &mut |plain| decoder.feed(plain, out))
-        } else {
-            decoder.feed(bytes, out)
-        }
-    }
-
-    /// Format 2: the volume is a whole openssl (or gzip) stream of its own.
-    fn volume(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let mut decoder = decompress::decoder(self.backup.header.compression);
-        let joiner = &mut self.joiner;
-        {
-            let mut join = |b: &[u8]| joiner.feed(b, out);
-            if self.backup.header.encrypted {
-                let mut cbc = CbcStream::new(&self.backup.passphrase);
-                cbc.feed(bytes, &mut |plain| decoder.feed(plain, &mut join))?;
-                cbc.finish(&mut |plain| decoder.feed(plain, &mut join))?;
-            } else {
-                decoder.feed(bytes, &mut join)?;
-            }
-            decoder.finish(&mut join)?;
-        }
-        joiner.end_volume()
-    }
-
-    fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        self.done = true;
-        let last = self.piece_name().to_string();
-        let r = if self.backup.header.version == 2 {
-            self.joiner.finish()
-        } else {
-            let decoder = &mut self.decoder;
-            let r = if self.backup.header.encrypted { self.cbc.finish(&mut |plain| decoder.feed(plain, out)) } else { Ok(()) };
-            r.and_then(|()| decoder.finish(out))
-        };
-        r.map_err(|e| e.in_member(&last))
-    }
 }
 
 /// Collects the one member `name` of an inner tar (qubes.xml), capped.

@@ -288,7 +288,7 @@ fn a_backup_cut_short_is_truncated() {
         let backup = LegacyBackup::open(bytes, b"qubes").unwrap();
         assert!(!backup.complete());
         match stream_file(&backup, qube, path) {
-            Err(Error::Truncated { .. }) => {}
+            Err(Error::Truncated { member, .. }) => assert_eq!(member, piece, "{file}"),
             other => panic!("{file}: {other:?}"),
         }
     }

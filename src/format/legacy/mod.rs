@@ -116,10 +116,11 @@ pub struct LegacyBackup<R: ReadAt> {
 
 /// Reads a piece and proves its HMAC; only then are its bytes returned.
 fn verified_piece(src: &(impl ReadAt + ?Sized), piece: &Piece, algorithm: HmacAlgorithm, passphrase: &[u8]) -> Result<Vec<u8>> {
+    // The piece first: a backup cut inside it is reported on it, not on its missing `.hmac`.
+    let bytes = piece.data.read(src, outer::MAX_MEMBER)?;
     let hmac = piece.hmac.as_ref().ok_or_else(|| Error::truncated(format!("{}.hmac", piece.data.name), "missing from the backup"))?;
     let text = hmac.read(src, hmac_text::MAX_HMAC_TEXT)?;
     let tag = hmac_text::parse(&text, &hmac.name)?;
-    let bytes = piece.data.read(src, outer::MAX_MEMBER)?;
     if !hmac_text::verify(algorithm, passphrase, &bytes, &tag) {
         // The passphrase was proven by the header (or qubes.xml's first piece): this piece was
         // altered, or its HMAC text was.

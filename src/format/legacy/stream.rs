@@ -4,7 +4,7 @@
 use super::multivolume::VolumeJoiner;
 use super::openssl_cbc::CbcStream;
 use super::{LegacyBackup, Piece};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::decompress::{self, Decoder};
 use crate::read_at::ReadAt;
 
@@ -62,6 +62,9 @@ impl<'b, R: ReadAt> FileStream<'b, R> {
     /// must come in order; the caller is trusted to have verified them).
     pub fn push_verified(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let name = self.piece_name().to_string();
+        if self.done || self.next >= self.pieces.len() {
+            return Err(Error::tampered(name, "piece sequence (a piece pushed after the stream failed or ended)"));
+        }
         self.next += 1;
         let r = if self.backup.header.version == 2 { self.volume(bytes, out) } else { self.piece(bytes, out) };
         r.map_err(|e| {

@@ -48,3 +48,44 @@ fn a_header_naming_a_digest_we_do_not_verify_is_unsupported_not_a_wrong_passphra
     b2[at..at + h.size as usize].copy_from_slice(changed.as_bytes());
     assert!(matches!(LegacyBackup::open(b2, b"qubes"), Err(Error::Unsupported { .. })));
 }
+
+/// `backup` with member `name`'s bytes replaced in place (same length).
+fn replace_in_place(backup: &mut [u8], name: &str, bytes: &[u8]) {
+    let m = outer::index(&*backup).unwrap().into_iter().find(|m| m.name == name).unwrap();
+    assert_eq!(m.size as usize, bytes.len());
+    backup[m.offset as usize..m.offset as usize + bytes.len()].copy_from_slice(bytes);
+}
+
+#[test]
+fn a_header_must_name_the_algorithm_its_hmac_was_made_with() {
+    // Someone with the passphrase rewrites the header to claim SHA384 and MACs it with SHA512.
+    let mut b = fixture("v3-enc-gzip.bin");
+    let h = outer::index(&b).unwrap().into_iter().find(|m| m.name == "backup-header").unwrap();
+    let text = String::from_utf8(b[h.offset as usize..(h.offset + h.size) as usize].to_vec()).unwrap();
+    let forged = text.replace("SHA512", "SHA384");
+    let mut mac = hmac_text::PieceMac::new(HmacAlgorithm::Sha512, b"qubes");
+    mac.update(forged.as_bytes());
+    let hmac_text::PieceMac::Sha512(m) = mac else { unreachable!() };
+    use hmac::Mac;
+    let tag: String = m.finalize().into_bytes().iter().map(|x| format!("{x:02x}")).collect();
+    replace_in_place(&mut b, "backup-header", forged.as_bytes());
+    replace_in_place(&mut b, "backup-header.hmac", format!("SHA2-512(stdin)= {tag}\n").as_bytes());
+    match LegacyBackup::open(b, b"qubes") {
+        Err(Error::Tampered { member, check }) => {
+            assert_eq!(member, "backup-header");
+            assert!(check.contains("hmac-algorithm"), "{check}");
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("opened"),
+    }
+}
+
+#[test]
+fn a_piece_pushed_after_the_last_is_refused() {
+    let backup = LegacyBackup::open(fixture("v3-enc-gzip.bin"), b"qubes").unwrap();
+    let file = backup.files("work").unwrap().into_iter().find(|f| f.path == "vm5/firewall.xml").unwrap();
+    let bytes = backup.read_piece(&file.pieces[0]).unwrap();
+    let mut stream = backup.stream(&file);
+    stream.push_verified(&bytes, &mut |_| Ok(())).unwrap();
+    assert!(matches!(stream.push_verified(&bytes, &mut |_| Ok(())), Err(Error::Tampered { .. })));
+}

@@ -102,6 +102,26 @@ pub enum Check {
     InnerTar(TarFault),
     /// The page lost a chunk it was reading (salvage).
     Salvage,
+    // Formats 3 and 2.
+    /// A piece's HMAC (named algorithm) does not match its bytes.
+    PieceMac(&'static str),
+    /// A `.hmac` text that is not what OpenSSL prints.
+    HmacText(String),
+    /// The rule a member name breaks (pieces are `<file>.NNN`, dom0's home is one file, …).
+    Name(String),
+    PieceDuplicate,
+    /// Piece `.NNN` is missing before this one.
+    PieceMissing(usize),
+    /// An empty piece before the last.
+    PieceEmpty,
+    /// A piece pushed after its stream failed or ended.
+    PieceAfterEnd,
+    /// The openssl `enc` container (`Salted__` header, or a stream used after it ended).
+    OpensslEnc(&'static str),
+    /// The PKCS#7 padding of the last AES-CBC block.
+    CbcPadding,
+    /// GNU multi-volume tar continuation (format 2).
+    MultiVolume(String),
 }
 
 /// What is wrong in an inner tar (the archive inside a volume's stream).
@@ -117,6 +137,8 @@ pub enum TarFault {
     SecondMember(String),
     /// Holds `found`, where the backup stores the file `expected`.
     Unexpected { found: String, expected: String },
+    /// Data beyond the size its header gave the member.
+    BeyondSize(String),
 }
 
 /// Where data ends early, for a `truncated` member.
@@ -151,6 +173,10 @@ pub enum Cut {
     NoMember(String),
     /// A file listed in a home or image whose data never came.
     NeverCame(String),
+    /// The openssl `enc` stream ends early (where).
+    OpensslEnc(&'static str),
+    /// A format 2 multi-volume tar ends early (where).
+    MultiVolume(String),
 }
 
 /// Where an inner tar ends early.
@@ -349,6 +375,16 @@ impl fmt::Display for Check {
             Check::Trailing(codec) => write!(f, "{codec} trailing data"),
             Check::InnerTar(fault) => write!(f, "inner tar ({fault})"),
             Check::Salvage => write!(f, "salvage"),
+            Check::PieceMac(alg) => write!(f, "HMAC-{alg} (its .hmac does not match its bytes)"),
+            Check::HmacText(why) => write!(f, "HMAC text ({why})"),
+            Check::Name(why) => write!(f, "member name ({why})"),
+            Check::PieceDuplicate => write!(f, "piece sequence (duplicate piece)"),
+            Check::PieceMissing(i) => write!(f, "piece sequence (piece .{i:03} is missing before it)"),
+            Check::PieceEmpty => write!(f, "piece sequence (an empty piece before the last)"),
+            Check::PieceAfterEnd => write!(f, "piece sequence (a piece pushed after the stream failed or ended)"),
+            Check::OpensslEnc(what) => write!(f, "openssl enc {what}"),
+            Check::CbcPadding => write!(f, "AES-CBC padding"),
+            Check::MultiVolume(why) => write!(f, "multi-volume tar ({why})"),
         }
     }
 }
@@ -364,6 +400,7 @@ impl fmt::Display for TarFault {
             TarFault::DataAfterEnd => write!(f, "data after its end"),
             TarFault::SecondMember(path) => write!(f, "a second member {path:?}"),
             TarFault::Unexpected { found, expected } => write!(f, "holds {found:?}, expected the file {expected:?}"),
+            TarFault::BeyondSize(name) => write!(f, "{name} data beyond its size"),
         }
     }
 }
@@ -393,6 +430,8 @@ impl fmt::Display for Cut {
             Cut::QubeNotHeld(qube) => write!(f, "qubes.xml lists {qube}, the backup holds none of its files"),
             Cut::NoMember(file) => write!(f, "the stream holds no {file}"),
             Cut::NeverCame(path) => write!(f, "{path} is listed but its data never came"),
+            Cut::OpensslEnc(what) => write!(f, "the openssl enc stream {what}"),
+            Cut::MultiVolume(what) => write!(f, "{what}"),
         }
     }
 }

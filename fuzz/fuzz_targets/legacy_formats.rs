@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 total += b.len();
                 Ok(())
             };
-            let ok = body.chunks(piece).try_for_each(|p| s.feed(p, &mut count)).and_then(|()| s.finish(&mut count));
+            let ok = body.chunks(piece).try_for_each(|p| s.feed("fuzz", p, &mut count)).and_then(|()| s.finish("fuzz", &mut count));
             if ok.is_ok() {
                 // Salt header, whole blocks, at least one; the padding (1..=16 bytes) is dropped.
                 assert!(body.len() >= 32 && (body.len() - 16) % 16 == 0);
@@ -55,9 +55,9 @@ fuzz_target!(|data: &[u8]| {
             };
             let mut ok = Ok(());
             for v in rest.split(|&b| b == 0xFF) {
-                ok = ok.and_then(|()| j.feed(v, &mut count)).and_then(|()| j.end_volume());
+                ok = ok.and_then(|()| j.feed("fuzz", v, &mut count)).and_then(|()| j.end_volume("fuzz"));
             }
-            if ok.and_then(|()| j.finish()).is_ok() {
+            if ok.and_then(|()| j.finish("fuzz")).is_ok() {
                 assert!(total <= rest.len());
             }
         }

@@ -8,7 +8,7 @@
 //! exactly one `=`, keys and values `[A-Za-z0-9-]*`, unknown keys ignored, known keys once.
 
 use super::hmac_text::HmacAlgorithm;
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use crate::format::decompress::Compression;
 
 /// Real headers are ~120 bytes; Qubes' budget is 1 MiB for both files, we take 4 KiB.
@@ -31,7 +31,7 @@ pub struct LegacyHeader {
 }
 
 fn bad(why: impl Into<String>) -> Error {
-    Error::tampered("backup-header", why)
+    Error::tampered("backup-header", Check::BackupHeader(why.into()))
 }
 
 fn truthy(v: &str) -> bool {

@@ -7,7 +7,7 @@
 //! Nothing binds a piece to its name or backup at this layer (the motivation for format 4):
 //! the MAC only proves that someone who knew the passphrase wrote these bytes.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use hmac::{Hmac, KeyInit, Mac};
 
 /// Qubes refuses `.hmac` files over 4096 bytes (`HMAC_MAX_SIZE`); real ones are ~150.
@@ -65,7 +65,7 @@ impl HmacAlgorithm {
 /// The tag in a `.hmac` text: the hex after the last `=`, surrounding white space stripped.
 /// `member` names the `.hmac` member in errors.
 pub fn parse(text: &[u8], member: &str) -> Result<Vec<u8>> {
-    let bad = |why: &str| Error::tampered(member, format!("HMAC text ({why})"));
+    let bad = |why: &str| Error::tampered(member, Check::HmacText(why.into()));
     if text.len() as u64 > MAX_HMAC_TEXT {
         return Err(bad("over 4096 bytes"));
     }

@@ -41,7 +41,7 @@ pub use pieces::{Piece, PieceFile};
 pub use qubes_xml::LegacyQube;
 pub use stream::FileStream;
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Result, TarFault};
 use crate::format::chunks::{FileKind, StoredFile};
 use crate::format::inner_tar::{Entry, InnerTar, Kind, Visitor};
 use crate::format::outer::{self, Member};
@@ -54,7 +54,7 @@ fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>>
     let mut found = members.iter().filter(|m| m.name == name);
     let first = found.next();
     if found.next().is_some() {
-        return Err(Error::tampered(name, "uniqueness (the member appears twice)"));
+        return Err(Error::tampered(name, Check::Uniqueness));
     }
     Ok(first)
 }
@@ -118,13 +118,13 @@ pub struct LegacyBackup<R: ReadAt> {
 fn verified_piece(src: &(impl ReadAt + ?Sized), piece: &Piece, algorithm: HmacAlgorithm, passphrase: &[u8]) -> Result<Vec<u8>> {
     // The piece first: a backup cut inside it is reported on it, not on its missing `.hmac`.
     let bytes = piece.data.read(src, outer::MAX_MEMBER)?;
-    let hmac = piece.hmac.as_ref().ok_or_else(|| Error::truncated(format!("{}.hmac", piece.data.name), "missing from the backup"))?;
+    let hmac = piece.hmac.as_ref().ok_or_else(|| Error::truncated(format!("{}.hmac", piece.data.name), Cut::Missing))?;
     let text = hmac.read(src, hmac_text::MAX_HMAC_TEXT)?;
     let tag = hmac_text::parse(&text, &hmac.name)?;
     if !hmac_text::verify(algorithm, passphrase, &bytes, &tag) {
         // The passphrase was proven by the header (or qubes.xml's first piece): this piece was
         // altered, or its HMAC text was.
-        return Err(Error::tampered(&piece.data.name, format!("HMAC-{} (its .hmac does not match its bytes)", algorithm.name())));
+        return Err(Error::tampered(&piece.data.name, Check::PieceMac(algorithm.name())));
     }
     Ok(bytes)
 }
@@ -142,8 +142,8 @@ impl<R: ReadAt> LegacyBackup<R> {
         let hmac_member = find_one(&members, "backup-header.hmac")?;
         let header = match (header_member, hmac_member) {
             (Some(h), Some(m)) => authenticate_header(&src, h, m, passphrase)?,
-            (Some(_), None) => return Err(Error::truncated("backup-header.hmac", "missing from the backup")),
-            (None, Some(_)) => return Err(Error::truncated("backup-header", "missing from the backup")),
+            (Some(_), None) => return Err(Error::truncated("backup-header.hmac", Cut::Missing)),
+            (None, Some(_)) => return Err(Error::truncated("backup-header", Cut::Missing)),
             (None, None) => headerless(&src, &members, passphrase)?,
         };
         let files = pieces::group(&members)?;
@@ -158,19 +158,25 @@ impl<R: ReadAt> LegacyBackup<R> {
             .files
             .iter()
             .find(|f| f.base == "qubes.xml")
-            .ok_or_else(|| Error::truncated("qubes.xml.000", "missing from the backup"))?;
+            .ok_or_else(|| Error::truncated("qubes.xml.000", Cut::Missing))?;
         let file = LegacyFile { path: file.base.clone(), name: file.base.clone(), kind: FileKind::Small, pieces: file.pieces.clone() };
         if file.stored_size() > MAX_QUBES_XML_PIECES {
             return Err(Error::unsupported(format!("a qubes.xml of {} bytes stored (Qubes reads at most 1 MiB)", file.stored_size())));
         }
         let mut tar = InnerTar::new();
-        let mut xml = OneFile { name: "qubes.xml", data: Vec::new(), cap: crate::format::qubes_xml::MAX_XML, seen: false };
+        let mut xml = OneFile { at: String::new(), name: "qubes.xml", data: Vec::new(), cap: crate::format::qubes_xml::MAX_XML, seen: false };
         let last = file.pieces.last().map(|p| p.data.name.clone()).unwrap_or_default();
         let mut stream = self.stream(&file);
-        while stream.next_piece(&mut |b| tar.feed(b, &mut xml))? {}
-        tar.finish(&mut xml).map_err(|e| e.in_member(&last))?;
+        loop {
+            let at = stream.piece_name().to_string();
+            xml.at.clone_from(&at);
+            if !stream.next_piece(&mut |b| tar.feed(&at, b, &mut xml))? {
+                break;
+            }
+        }
+        tar.finish(&last, &mut xml)?;
         if !xml.seen {
-            return Err(Error::truncated(&last, "the stream holds no qubes.xml"));
+            return Err(Error::truncated(&last, Cut::NoMember("qubes.xml".into())));
         }
         qubes_xml::parse(&xml.data)
     }
@@ -202,7 +208,7 @@ impl<R: ReadAt> LegacyBackup<R> {
         for f in self.files.iter().filter(|f| pieces::under(&q.backup_path, &f.base)) {
             let (name, kind) = if q.class == "AdminVM" {
                 if f.base != q.backup_path {
-                    return Err(Error::tampered(&f.pieces[0].data.name, "member name (dom0's home is one file)"));
+                    return Err(Error::tampered(&f.pieces[0].data.name, Check::Name("dom0's home is one file".into())));
                 }
                 let user = q.backup_path.rsplit('/').next().unwrap_or_default();
                 (user.to_string(), FileKind::Home)
@@ -210,7 +216,7 @@ impl<R: ReadAt> LegacyBackup<R> {
                 let rest = &f.base[q.backup_path.len()..];
                 let name = rest.strip_prefix('/').unwrap_or(rest);
                 if name.is_empty() || name.contains('/') || name == ".." {
-                    return Err(Error::tampered(&f.pieces[0].data.name, format!("member name (not a file of {}'s folder)", q.name)));
+                    return Err(Error::tampered(&f.pieces[0].data.name, Check::Name(format!("not a file of {}'s folder", q.name))));
                 }
                 let kind = if name == "." {
                     FileKind::Home
@@ -256,7 +262,7 @@ fn authenticate_header(src: &(impl ReadAt + ?Sized), h: &Member, m: &Member, pas
     if parsed.hmac_algorithm != matched {
         return Err(Error::tampered(
             "backup-header",
-            format!("hmac-algorithm (it names {}, its HMAC is {})", parsed.hmac_algorithm.name(), matched.name()),
+            Check::BackupHeader(format!("hmac-algorithm (it names {}, its HMAC is {})", parsed.hmac_algorithm.name(), matched.name())),
         ));
     }
     Ok(parsed)
@@ -267,10 +273,10 @@ fn authenticate_header(src: &(impl ReadAt + ?Sized), h: &Member, m: &Member, pas
 /// authenticated bytes say whether the volumes are encrypted (`Salted__`) or gzipped.
 fn headerless(src: &(impl ReadAt + ?Sized), members: &[Member], passphrase: &[u8]) -> Result<LegacyHeader> {
     let data = find_one(members, "qubes.xml.000")?.ok_or_else(|| Error::not_a_backup("it has no backup-header and no qubes.xml.000"))?;
-    let hmac = find_one(members, "qubes.xml.000.hmac")?.ok_or_else(|| Error::truncated("qubes.xml.000.hmac", "missing from the backup"))?;
+    let hmac = find_one(members, "qubes.xml.000.hmac")?.ok_or_else(|| Error::truncated("qubes.xml.000.hmac", Cut::Missing))?;
     let piece = Piece { data: data.clone(), hmac: Some(hmac.clone()) };
     let bytes = verified_piece(src, &piece, HmacAlgorithm::Sha1, passphrase).map_err(|e| match e {
-        Error::Tampered { member, check } if check.starts_with("HMAC") => Error::WrongPassphrase { member },
+        Error::Tampered { at, check: Check::PieceMac(_) } => Error::WrongPassphrase { member: at.member },
         other => other,
     })?;
     header::headerless(bytes.starts_with(b"Salted__"), bytes.starts_with(&[0x1f, 0x8b]))
@@ -278,6 +284,8 @@ fn headerless(src: &(impl ReadAt + ?Sized), members: &[Member], passphrase: &[u8
 
 /// Collects the one member `name` of an inner tar (qubes.xml), capped.
 struct OneFile<'a> {
+    /// The piece being read, for errors.
+    at: String,
     name: &'a str,
     data: Vec<u8>,
     cap: u64,
@@ -288,7 +296,7 @@ impl Visitor for OneFile<'_> {
     fn entry(&mut self, entry: &Entry) -> Result<()> {
         let path = String::from_utf8_lossy(&entry.path);
         if self.seen || path.strip_prefix("./").unwrap_or(&path) != self.name || entry.kind != Kind::File {
-            return Err(Error::tampered("", format!("inner tar (holds {path:?}, expected the file {:?})", self.name)));
+            return Err(Error::tampered(&self.at, Check::InnerTar(TarFault::Unexpected { found: path.into_owned(), expected: self.name.into() })));
         }
         if entry.size > self.cap {
             return Err(Error::unsupported(format!("a {} of {} bytes (at most {})", self.name, entry.size, self.cap)));
@@ -300,7 +308,7 @@ impl Visitor for OneFile<'_> {
 
     fn data(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
         let end = offset.checked_add(bytes.len() as u64).filter(|&e| e <= self.data.len() as u64);
-        let end = end.ok_or_else(|| Error::tampered("", format!("inner tar ({} data beyond its size)", self.name)))?;
+        let end = end.ok_or_else(|| Error::tampered(&self.at, Check::InnerTar(TarFault::BeyondSize(self.name.into()))))?;
         self.data[offset as usize..end as usize].copy_from_slice(bytes);
         Ok(())
     }

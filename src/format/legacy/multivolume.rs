@@ -16,9 +16,9 @@
 //! Not handled (refused, never misread): a volume boundary inside old-GNU sparse extension
 //! blocks, or inside the data of a GNU long-name pseudo member.
 //!
-//! Errors carry an empty member name; the caller adds the volume with [`Error::in_member`].
+//! Every call names the volume being read (`at`), for errors.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Error, Fault, Result, Step, TarFault};
 use crate::format::tar::{self, cstr, pad_of, BLOCK};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +44,12 @@ pub struct VolumeJoiner {
     member_size: u64,
 }
 
-fn tampered(check: impl Into<String>) -> Error {
-    Error::tampered("", check)
+fn tampered(why: impl Into<String>) -> Fault {
+    Fault::Tampered(Check::MultiVolume(why.into()))
+}
+
+fn member_header(fault: TarFault) -> Fault {
+    Fault::Tampered(Check::InnerTar(fault))
 }
 
 impl Default for VolumeJoiner {
@@ -60,7 +64,11 @@ impl VolumeJoiner {
     }
 
     /// Bytes of the current volume, in order; the joined stream goes to `out`.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn feed(&mut self, at: &str, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        self.feed_blocks(input, out).map_err(|f| f.at(at))
+    }
+
+    fn feed_blocks(&mut self, mut input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         while !input.is_empty() {
             if let State::Data { left, pad } = self.state {
                 if !self.volume_start && left > 0 {
@@ -93,19 +101,19 @@ impl VolumeJoiner {
     }
 
     /// One whole block at a header position (or the first block of a continuation volume).
-    fn block(&mut self, b: &[u8; BLOCK], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn block(&mut self, b: &[u8; BLOCK], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         let header = tar::Header(b);
         let continues = matches!(self.state, State::Data { left, .. } if left > 0);
         if self.volume_start && tar::is_zero(b) {
             // The end-of-archive marker alone in the last volume.
             if continues {
-                return Err(tampered("multi-volume tar (a volume lacks the continuation header of the member it continues)"));
+                return Err(tampered("a volume lacks the continuation header of the member it continues"));
             }
             self.volume_start = false;
         }
         if self.volume_start {
             if !header.checksum_ok() {
-                return Err(tampered("multi-volume tar header checksum"));
+                return Err(tampered("header checksum"));
             }
             match header.typeflag() {
                 // A volume label (`tar -V`): nothing of the archive.
@@ -113,7 +121,7 @@ impl VolumeJoiner {
                 b'M' if !continues => {
                     // Announces the member whose header follows (see the module comment).
                     if tar::number(&b[369..381]) != Some(0) {
-                        return Err(tampered("multi-volume tar (a continuation header where no member continues)"));
+                        return Err(tampered("a continuation header where no member continues"));
                     }
                     return Ok(());
                 }
@@ -125,7 +133,7 @@ impl VolumeJoiner {
                     let remaining = left.saturating_sub(pad);
                     if cstr(&b[..100]) != self.member_name.as_slice() || header.size() != Some(remaining) {
                         return Err(tampered(format!(
-                            "multi-volume tar continuation (of {:?} with {:?} bytes, expected {:?} with {remaining})",
+                            "continuation of {:?} with {:?} bytes, expected {:?} with {remaining}",
                             String::from_utf8_lossy(cstr(&b[..100])),
                             header.size(),
                             String::from_utf8_lossy(&self.member_name)
@@ -136,7 +144,7 @@ impl VolumeJoiner {
                 }
                 _ => {
                     if continues {
-                        return Err(tampered("multi-volume tar (a volume lacks the continuation header of the member it continues)"));
+                        return Err(tampered("a volume lacks the continuation header of the member it continues"));
                     }
                     self.volume_start = false;
                 }
@@ -154,9 +162,9 @@ impl VolumeJoiner {
                     return Ok(());
                 }
                 if !header.checksum_ok() {
-                    return Err(tampered("inner tar header checksum"));
+                    return Err(member_header(TarFault::HeaderChecksum));
                 }
-                let size = header.size().ok_or_else(|| tampered("inner tar size field"))?;
+                let size = header.size().ok_or_else(|| member_header(TarFault::HeaderNumber))?;
                 self.member_name = cstr(&b[..100]).to_vec();
                 self.member_size = size;
                 if header.typeflag() == b'S' && b[482] != 0 {
@@ -169,36 +177,36 @@ impl VolumeJoiner {
         Ok(())
     }
 
-    fn start_data(&mut self, size: u64) -> Result<()> {
+    fn start_data(&mut self, size: u64) -> Step<()> {
         let pad = pad_of(size);
-        let left = size.checked_add(pad).ok_or_else(|| tampered("inner tar size field"))?;
+        let left = size.checked_add(pad).ok_or_else(|| member_header(TarFault::HeaderNumber))?;
         self.state = if left == 0 { State::Header } else { State::Data { left, pad } };
         Ok(())
     }
 
     /// The current volume is complete. The next one (if any) may begin with a continuation.
-    pub fn end_volume(&mut self) -> Result<()> {
+    pub fn end_volume(&mut self, at: &str) -> Result<()> {
         if self.blk_len != 0 {
-            return Err(tampered("multi-volume tar (a volume is not whole 512-byte blocks)"));
+            return Err(tampered("a volume is not whole 512-byte blocks").at(at));
         }
         if self.state == State::SparseExt {
             return Err(Error::unsupported("a format 2 volume that ends inside a sparse header"));
         }
         if self.volume_start {
-            return Err(Error::truncated("", "a multi-volume tar volume holds nothing"));
+            return Err(Error::truncated(at, Cut::MultiVolume("a multi-volume tar volume holds nothing".into())));
         }
         self.volume_start = true;
         Ok(())
     }
 
     /// The last volume was ended: a member still waiting for its continuation is cut short.
-    pub fn finish(&mut self) -> Result<()> {
+    pub fn finish(&mut self, at: &str) -> Result<()> {
         match self.state {
             State::Data { left, .. } if left > 0 => Err(Error::truncated(
-                "",
-                format!("the multi-volume tar ends inside {:?} ({left} bytes missing)", String::from_utf8_lossy(&self.member_name)),
+                at,
+                Cut::MultiVolume(format!("the multi-volume tar ends inside {:?} ({left} bytes missing)", String::from_utf8_lossy(&self.member_name))),
             )),
-            State::SparseExt => Err(Error::truncated("", "the multi-volume tar ends inside a sparse header")),
+            State::SparseExt => Err(Error::truncated(at, Cut::MultiVolume("the multi-volume tar ends inside a sparse header".into()))),
             _ => Ok(()),
         }
     }

@@ -8,9 +8,9 @@
 //! HMAC was already proven, so CBC's lack of integrity matters only as a consistency check:
 //! the last block is held back until [`CbcStream::finish`], whose padding must be valid.
 //!
-//! Errors carry an empty member name; the caller adds the piece with [`Error::in_member`].
+//! Every call names the piece being read (`at`), for errors.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Cut, Fault, Result, Step};
 use aes::cipher::array::Array;
 use aes::cipher::{BlockModeDecrypt, KeyIvInit};
 use md5::{Digest, Md5};
@@ -68,8 +68,12 @@ pub struct CbcStream {
     work: Vec<u8>,
 }
 
-fn tampered(check: &str) -> Error {
-    Error::tampered("", check.to_string())
+fn tampered(what: &'static str) -> Fault {
+    Fault::Tampered(Check::OpensslEnc(what))
+}
+
+fn cut(what: &'static str) -> Fault {
+    Fault::Truncated(Cut::OpensslEnc(what))
 }
 
 impl CbcStream {
@@ -79,7 +83,11 @@ impl CbcStream {
 
     /// Feeds ciphertext; plaintext goes to `out` in pieces of at most 64 KiB, all but the
     /// last block (held for [`CbcStream::finish`]).
-    pub fn feed(&mut self, mut input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn feed(&mut self, at: &str, input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        self.feed_blocks(input, out).map_err(|f| f.at(at))
+    }
+
+    fn feed_blocks(&mut self, mut input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         if let State::Salt { head, have } = &mut self.state {
             let take = (16 - *have).min(input.len());
             head[*have..*have + take].copy_from_slice(&input[..take]);
@@ -90,7 +98,7 @@ impl CbcStream {
             }
             if &head[..8] != MAGIC {
                 self.state = State::Done;
-                return Err(tampered("openssl enc header (no `Salted__`)"));
+                return Err(tampered("header (no `Salted__`)"));
             }
             let salt: [u8; 8] = head[8..].try_into().expect("8 bytes");
             let (key, iv) = bytes_to_key(&self.passphrase, &salt);
@@ -98,7 +106,7 @@ impl CbcStream {
             self.state = State::Running { dec, carry: [0; BLOCK], carry_len: 0, held: None };
         }
         let State::Running { dec, carry, carry_len, held } = &mut self.state else {
-            return Err(tampered("openssl enc stream (used after it failed or ended)"));
+            return Err(tampered("stream (used after it failed or ended)"));
         };
         while !input.is_empty() {
             // Gather whole blocks into `work`: the carried partial block first, then input.
@@ -144,21 +152,25 @@ impl CbcStream {
 
     /// Ends the stream: the ciphertext must be whole blocks and the last block's PKCS#7
     /// padding valid; the unpadded rest of the last block goes to `out`.
-    pub fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn finish(&mut self, at: &str, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        self.finish_blocks(out).map_err(|f| f.at(at))
+    }
+
+    fn finish_blocks(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Step<()> {
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
-            State::Salt { .. } => Err(Error::truncated("", "the openssl enc stream ends inside its salt header")),
-            State::Done => Err(tampered("openssl enc stream (used after it failed or ended)")),
+            State::Salt { .. } => Err(cut("ends inside its salt header")),
+            State::Done => Err(tampered("stream (used after it failed or ended)")),
             State::Running { carry_len, held, .. } => {
                 if carry_len != 0 {
-                    return Err(Error::truncated("", "the openssl enc stream ends inside a 16-byte block"));
+                    return Err(cut("ends inside a 16-byte block"));
                 }
                 let Some(last) = held else {
-                    return Err(Error::truncated("", "the openssl enc stream has no data block"));
+                    return Err(cut("has no data block"));
                 };
                 let n = last[BLOCK - 1] as usize;
                 if n == 0 || n > BLOCK || last[BLOCK - n..].iter().any(|&b| b as usize != n) {
-                    return Err(tampered("AES-CBC padding"));
+                    return Err(Fault::Tampered(Check::CbcPadding));
                 }
                 if n < BLOCK {
                     out(&last[..BLOCK - n])?;

@@ -8,7 +8,7 @@
 //! at the end (Qubes' writer starts a new piece before it knows the stream ended, so a stream
 //! whose reads fill the last piece exactly ends with an empty one).
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use crate::format::outer::Member;
 
 /// One piece (or volume) and the `.hmac` text beside it.
@@ -57,7 +57,7 @@ pub fn group(members: &[Member]) -> Result<Vec<PieceFile>> {
             continue;
         }
         let (base, i) = split_piece_name(&m.name)
-            .ok_or_else(|| Error::tampered(&m.name, "member name (format 3 and 2 pieces are named <file>.NNN)"))?;
+            .ok_or_else(|| Error::tampered(&m.name, Check::Name("format 3 and 2 pieces are named <file>.NNN".into())))?;
         let at = match files.iter().position(|f| f.base == base) {
             Some(at) => at,
             None => {
@@ -79,16 +79,16 @@ pub fn group(members: &[Member]) -> Result<Vec<PieceFile>> {
         seq.sort_by_key(|(i, _)| *i);
         for (want, (got, m)) in seq.iter().enumerate() {
             if *got < want {
-                return Err(Error::tampered(&m.name, "piece sequence (duplicate piece)"));
+                return Err(Error::tampered(&m.name, Check::PieceDuplicate));
             }
             if *got > want {
-                return Err(Error::tampered(&m.name, format!("piece sequence (piece .{want:03} is missing before it)")));
+                return Err(Error::tampered(&m.name, Check::PieceMissing(want)));
             }
         }
         let last = seq.len() - 1;
         for (n, (_, m)) in seq.into_iter().enumerate() {
             if m.size == 0 && n != last {
-                return Err(Error::tampered(&m.name, "piece sequence (an empty piece before the last)"));
+                return Err(Error::tampered(&m.name, Check::PieceEmpty));
             }
             let want = format!("{}.hmac", m.name);
             let hmac = match by_name.get(want.as_str()).map(Vec::as_slice) {
@@ -96,14 +96,14 @@ pub fn group(members: &[Member]) -> Result<Vec<PieceFile>> {
                     used[*k] = true;
                     Some(hmacs[*k].clone())
                 }
-                Some(_) => return Err(Error::tampered(&want, "uniqueness (the member appears twice)")),
+                Some(_) => return Err(Error::tampered(&want, Check::Uniqueness)),
                 None => None,
             };
             file.pieces.push(Piece { data: m, hmac });
         }
     }
     if let Some((k, _)) = used.iter().enumerate().find(|(_, u)| !**u) {
-        return Err(Error::tampered(&hmacs[k].name, "member name (an HMAC without its piece)"));
+        return Err(Error::tampered(&hmacs[k].name, Check::Name("an HMAC without its piece".into())));
     }
     Ok(files)
 }

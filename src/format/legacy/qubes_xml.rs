@@ -9,7 +9,7 @@
 //! compromised: parsed with roxmltree (DTDs refused, so no entity expands), sizes capped
 //! first, names and paths checked before anything is built from them.
 
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use crate::format::qubes_xml::{valid_qube_name, MAX_XML};
 use serde::Serialize;
 
@@ -34,7 +34,7 @@ pub struct LegacyQube {
 }
 
 fn tampered(why: impl Into<String>) -> Error {
-    Error::tampered("qubes.xml", why)
+    Error::tampered("qubes.xml", Check::QubesXml(why.into()))
 }
 
 fn truthy(v: &str) -> bool {

@@ -4,7 +4,7 @@
 use super::multivolume::VolumeJoiner;
 use super::openssl_cbc::CbcStream;
 use super::{LegacyBackup, Piece};
-use crate::error::{Error, Result};
+use crate::error::{Check, Error, Result};
 use crate::format::decompress::{self, Decoder};
 use crate::read_at::ReadAt;
 
@@ -63,54 +63,55 @@ impl<'b, R: ReadAt> FileStream<'b, R> {
     pub fn push_verified(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let name = self.piece_name().to_string();
         if self.done || self.next >= self.pieces.len() {
-            return Err(Error::tampered(name, "piece sequence (a piece pushed after the stream failed or ended)"));
+            return Err(Error::tampered(name, Check::PieceAfterEnd));
         }
         self.next += 1;
-        let r = if self.backup.header.version == 2 { self.volume(bytes, out) } else { self.piece(bytes, out) };
-        r.map_err(|e| {
+        let r = if self.backup.header.version == 2 { self.volume(&name, bytes, out) } else { self.piece(&name, bytes, out) };
+        if r.is_err() {
             self.done = true;
-            e.in_member(&name)
-        })
+        }
+        r
     }
 
     /// Format 3: the piece continues the file's one openssl and compressed streams.
-    fn piece(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn piece(&mut self, at: &str, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let decoder = &mut self.decoder;
         if self.backup.header.encrypted {
-            self.cbc.feed(bytes, &mut |plain| decoder.feed(plain, out))
+            self.cbc.feed(at, bytes, &mut |plain| decoder.feed(at, plain, out))
         } else {
-            decoder.feed(bytes, out)
+            decoder.feed(at, bytes, out)
         }
     }
 
     /// Format 2: the volume is a whole openssl (or gzip) stream of its own.
-    fn volume(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    fn volume(&mut self, at: &str, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut decoder = decompress::decoder(self.backup.header.compression);
         let joiner = &mut self.joiner;
         {
-            let mut join = |b: &[u8]| joiner.feed(b, out);
+            let mut join = |b: &[u8]| joiner.feed(at, b, out);
             if self.backup.header.encrypted {
                 let mut cbc = CbcStream::new(&self.backup.passphrase);
-                cbc.feed(bytes, &mut |plain| decoder.feed(plain, &mut join))?;
-                cbc.finish(&mut |plain| decoder.feed(plain, &mut join))?;
+                cbc.feed(at, bytes, &mut |plain| decoder.feed(at, plain, &mut join))?;
+                cbc.finish(at, &mut |plain| decoder.feed(at, plain, &mut join))?;
             } else {
-                decoder.feed(bytes, &mut join)?;
+                decoder.feed(at, bytes, &mut join)?;
             }
-            decoder.finish(&mut join)?;
+            decoder.finish(at, &mut join)?;
         }
-        joiner.end_volume()
+        joiner.end_volume(at)
     }
 
     fn finish(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         self.done = true;
         let last = self.piece_name().to_string();
-        let r = if self.backup.header.version == 2 {
-            self.joiner.finish()
+        if self.backup.header.version == 2 {
+            self.joiner.finish(&last)
         } else {
             let decoder = &mut self.decoder;
-            let r = if self.backup.header.encrypted { self.cbc.finish(&mut |plain| decoder.feed(plain, out)) } else { Ok(()) };
-            r.and_then(|()| decoder.finish(out))
-        };
-        r.map_err(|e| e.in_member(&last))
+            if self.backup.header.encrypted {
+                self.cbc.finish(&last, &mut |plain| decoder.feed(&last, plain, out))?;
+            }
+            decoder.finish(&last, out)
+        }
     }
 }

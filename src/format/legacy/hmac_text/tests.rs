@@ -61,7 +61,7 @@ fn a_tag_of_another_length_does_not_verify() {
 fn hmac_texts_that_are_not_a_digest_are_tampered_naming_the_member() {
     for bad in ["", "(stdin)", "(stdin)= ", "(stdin)= abc", "(stdin)= zz", "(stdin)= \u{e9}\u{e9}"] {
         match parse(bad.as_bytes(), "vm5/private.img.000.hmac") {
-            Err(Error::Tampered { member, .. }) => assert_eq!(member, "vm5/private.img.000.hmac"),
+            Err(Error::Tampered { at, .. }) => assert_eq!(at.member, "vm5/private.img.000.hmac"),
             other => panic!("{bad:?}: {other:?}"),
         }
     }

@@ -39,14 +39,14 @@ fn join(volumes: &[Vec<u8>], piece: usize) -> Result<Vec<u8>> {
     let mut got = Vec::new();
     for v in volumes {
         for p in v.chunks(piece) {
-            j.feed(p, &mut |b| {
+            j.feed("v", p, &mut |b| {
                 got.extend_from_slice(b);
                 Ok(())
             })?;
         }
-        j.end_volume()?;
+        j.end_volume("v")?;
     }
-    j.finish()?;
+    j.finish("v")?;
     Ok(got)
 }
 
@@ -167,8 +167,8 @@ fn gnu_tar_multi_volume_archives_join_and_read_back() {
         let joined = join(&volumes, 4096).unwrap();
         let mut files = Files(BTreeMap::new(), String::new());
         let mut tar = InnerTar::new();
-        tar.feed(&joined, &mut files).unwrap();
-        tar.finish(&mut files).unwrap();
+        tar.feed("t", &joined, &mut files).unwrap();
+        tar.finish("t", &mut files).unwrap();
         assert_eq!(files.0, want, "label {label:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,5 +1,6 @@
 //! Fixtures made by the real `openssl enc` (tests/fixtures/openssl-enc/make.sh).
 use super::*;
+use crate::error::Error;
 
 const ENC_1000: &[u8] = include_bytes!("../../../../tests/fixtures/openssl-enc/enc-1000.bin");
 const PLAIN_1000: &[u8] = include_bytes!("../../../../tests/fixtures/openssl-enc/plain-1000.bin");
@@ -11,12 +12,12 @@ fn decrypt(enc: &[u8], piece: usize, pass: &[u8]) -> Result<Vec<u8>> {
     let mut s = CbcStream::new(pass);
     let mut got = Vec::new();
     for p in enc.chunks(piece.max(1)) {
-        s.feed(p, &mut |b| {
+        s.feed("p", p, &mut |b| {
             got.extend_from_slice(b);
             Ok(())
         })?;
     }
-    s.finish(&mut |b| {
+    s.finish("p", &mut |b| {
         got.extend_from_slice(b);
         Ok(())
     })?;

@@ -43,7 +43,7 @@ fn the_thousandth_piece_follows_the_999th() {
 fn a_gap_or_a_duplicate_is_tampered_naming_the_piece() {
     let gap = with_hmacs(&[("a.000", 10), ("a.002", 10)]);
     match group(&gap) {
-        Err(Error::Tampered { member, .. }) => assert_eq!(member, "a.002"),
+        Err(Error::Tampered { at, .. }) => assert_eq!(at.member, "a.002"),
         other => panic!("{other:?}"),
     }
     let dup = with_hmacs(&[("a.000", 10), ("a.001", 10), ("a.001", 10)]);

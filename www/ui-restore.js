@@ -426,7 +426,7 @@ function restoreView(ui, browse) {
     }
     stats.lastRun = m.stats || null;
     // For tests: the most workers one chunk's KDF lanes ran on in this run.
-    el.status.dataset.laneWorkers = String(m.stats && m.stats.laneWorkers || 0);
+    $('status').dataset.laneWorkers = String(m.stats && m.stats.laneWorkers || 0);
     const errs = m.errors || [];
     const n = [...files.values()].filter((f) => !f.placeholder && f.li.querySelector('.state').classList.contains('ok')).length;
     const what = m.verifyOnly ? 'verified' : 'restored';

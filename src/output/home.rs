@@ -34,6 +34,10 @@ pub struct HomeTree {
     name: String,
     prefix: Vec<Vec<u8>>,
     prefix_ok: bool,
+    /// The prefix names a folder archived as itself (`vm1/.`).
+    whole_folder: bool,
+    /// The prefix is dom0's home (`dom0-home/<user>`).
+    home: bool,
     cur: Option<OpenFile>,
     extracted: HashSet<Vec<u8>>,
     /// Members not restored (devices, fifos, …), with their type.
@@ -59,11 +63,15 @@ impl HomeTree {
             }
         }
         prefix_ok &= !comps.is_empty();
+        let whole_folder = prefix.trim_end_matches('/').ends_with("/.");
+        let home = prefix.starts_with("dom0-home/");
         HomeTree {
             tree: TreeWriter::new(out_root),
             name: prefix.to_string(),
             prefix: comps,
             prefix_ok,
+            whole_folder,
+            home,
             cur: None,
             extracted: HashSet::new(),
             skipped: Vec::new(),
@@ -102,11 +110,12 @@ impl HomeTree {
         if p.is_empty() {
             return refuse("empty name");
         }
-        let comps: Vec<&[u8]> = p.split(|&b| b == b'/').collect();
+        // GNU tar names a folder archived as itself `vm1/.` (a format 3 template's whole
+        // folder: `vm1/./root.img`); `.` is that same folder, never a way out: dropped.
+        let comps: Vec<&[u8]> = p.split(|&b| b == b'/').filter(|c| *c != b".").collect();
         for c in &comps {
             match *c {
                 b"" => return refuse("empty path component"),
-                b"." => return refuse("'.' path component"),
                 b".." => return refuse("'..' path component"),
                 _ => {}
             }
@@ -116,7 +125,10 @@ impl HomeTree {
             let prefix = self.prefix.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>();
             return refuse(&format!("outside {}", prefix.join("/")));
         }
-        Ok(comps[n - 1..].to_vec())
+        // dom0's home keeps its user name (`user/…`); a whole folder (`vm1/.`) lands in the
+        // output folder itself.
+        let keep = if self.whole_folder { n } else { n - 1 };
+        Ok(comps[keep..].to_vec())
     }
 }
 
@@ -149,10 +161,15 @@ impl Visitor for HomeTree {
             return Ok(());
         }
         if e.kind == Kind::Dir {
+            if comps.is_empty() {
+                return Ok(()); // a whole folder's own entry: the output folder itself
+            }
             self.tree.folder(&name, &comps, e.mode, e.mtime)?;
             return Ok(());
         }
-        if comps.len() < 2 {
+        // dom0's home must be a folder (`user/…`); another stored tree (a folder or a link in
+        // the place of a file, see `restore::pipeline`) may be one entry.
+        if self.home && comps.len() < 2 {
             return Err(Error::unsafe_path(name, "the home itself must be a folder"));
         }
         match e.kind {

@@ -8,6 +8,7 @@ mod pipeline;
 pub use pipeline::*;
 pub mod plan;
 pub use plan::{QubePlan, PlannedFile, WorkerPlan, DEFAULT_MEMORY_BUDGET};
+mod legacy;
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
@@ -31,7 +32,7 @@ const MAX_QUBES_XML: u64 = 1 << 20;
 
 /// An opened backup: header verified, qubes listed. Nothing else is read yet.
 pub struct Backup<R: ReadAt> {
-    src: R,
+    src: Source<R>,
     members: Vec<Member>,
     header: BackupHeader,
     compression: Compression,
@@ -39,6 +40,21 @@ pub struct Backup<R: ReadAt> {
     passphrase: Vec<u8>,
     limits: Limits,
     complete: bool,
+}
+
+/// The backup file; a format 3 or 2 backup's is held by its reader ([`LegacyBackup`]).
+enum Source<R: ReadAt> {
+    V4(R),
+    Legacy(Box<crate::format::legacy::LegacyBackup<R>>),
+}
+
+impl<R: ReadAt> Source<R> {
+    fn get(&self) -> &R {
+        match self {
+            Source::V4(src) => src,
+            Source::Legacy(b) => b.source(),
+        }
+    }
 }
 
 fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>> {
@@ -84,6 +100,10 @@ impl<R: ReadAt> Indexed<R> {
     /// Indexes the outer archive (headers only) and reads the two header members.
     pub fn index(src: R) -> Result<Indexed<R>> {
         let members = outer::index(&src)?;
+        Indexed::from_members(src, members)
+    }
+
+    fn from_members(src: R, members: Vec<Member>) -> Result<Indexed<R>> {
         let header_member = find_one(&members, "backup-header")?.ok_or_else(|| Error::not_a_backup("it has no backup-header"))?;
         let copy_member = find_one(&members, "backup-header.hmac")?
             .ok_or_else(|| Error::truncated("backup-header.hmac", Cut::Missing))?;
@@ -146,6 +166,7 @@ impl<R: ReadAt> Indexed<R> {
         let compression = Compression::from_header(header.compressed, header.compression_filter.as_deref())?;
         let complete = outer::ends_cleanly(&self.src, &self.members);
         let (src, members) = (self.src, self.members);
+        let src = Source::V4(src);
         Ok(Authenticated(Backup { src, members, header, compression, qubes: Vec::new(), passphrase: passphrase.to_vec(), limits: *limits, complete }))
     }
 }
@@ -181,8 +202,13 @@ impl<R: ReadAt> Backup<R> {
     /// Indexes the outer archive, authenticates `backup-header` (one KDF: a wrong
     /// passphrase is reported here, before any chunk is touched) and lists the qubes.
     /// Natively, qubes.xml's KDF runs on a thread beside the header's.
+    /// Formats 3 and 2 (Qubes R2, R3.x) open here too (see `restore/legacy.rs`).
     pub fn open(src: R, passphrase: &[u8], limits: &Limits) -> Result<Backup<R>> {
-        let indexed = Indexed::index(src)?;
+        let members = outer::index(&src)?;
+        if crate::format::legacy::is_legacy(&src, &members) {
+            return Backup::open_legacy(src, members, passphrase, limits);
+        }
+        let indexed = Indexed::from_members(src, members)?;
         let early = indexed.early_qubes_xml(limits).and_then(|c| early_keys(c, passphrase, limits));
         let authenticated = indexed.authenticate(passphrase, limits)?;
         let early = early.and_then(|(c, job)| Some((c, job.join().ok()?.map(Early::Keys))));
@@ -208,7 +234,7 @@ impl<R: ReadAt> Backup<R> {
                 // beside the header's KDF, say), the chunk is opened again the usual way, which
                 // reports its own error.
                 Some((name, Ok(Early::Keys(keys)))) if name == chunk.name => {
-                    let bytes = chunk.read(&self.src, outer::MAX_MEMBER)?;
+                    let bytes = chunk.read(self.source(), outer::MAX_MEMBER)?;
                     container::open_with(&chunk.name, &keys, bytes).map_err(chunk_error)?
                 }
                 Some((name, Ok(Early::Plaintext(plaintext)))) if name == chunk.name => plaintext,
@@ -238,7 +264,7 @@ impl<R: ReadAt> Backup<R> {
     }
 
     pub fn source(&self) -> &R {
-        &self.src
+        self.src.get()
     }
 
     /// The qubes in this backup; dom0's home is the qube named `dom0`.
@@ -257,13 +283,16 @@ impl<R: ReadAt> Backup<R> {
 
     /// Reads one chunk, authenticates it whole and decrypts it.
     pub fn open_chunk(&self, chunk: &Member) -> Result<Vec<u8>> {
-        let bytes = chunk.read(&self.src, outer::MAX_MEMBER)?;
+        let bytes = chunk.read(self.source(), outer::MAX_MEMBER)?;
         container::open(&chunk.name, &self.chunk_passphrase(chunk), bytes, &self.limits).map_err(chunk_error)
     }
 
     /// The qube's stored files in backup order, each a contiguous chunk sequence
     /// `.000, .001, …` with no gap or duplicate and equal-sized non-final chunks.
     pub fn files(&self, qube: &str) -> Result<Vec<StoredFile>> {
+        if let Some(legacy) = self.legacy() {
+            return Ok(legacy.files(qube)?.iter().map(|f| f.stored_file()).collect());
+        }
         self.stored_files(qube, false)
     }
 
@@ -271,6 +300,9 @@ impl<R: ReadAt> Backup<R> {
     /// with [`StoredFile::missing`] naming them (salvage mode restores around the gap; a plain
     /// restore of such a file fails with the same `tampered` error `files` gives).
     pub fn salvage_files(&self, qube: &str) -> Result<Vec<StoredFile>> {
+        if self.legacy().is_some() {
+            return Err(legacy::no_salvage());
+        }
         self.stored_files(qube, true)
     }
 

@@ -30,6 +30,14 @@ pub fn restore_file<R: ReadAt + Sync>(
     workers: usize,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<FileReport> {
+    if let Some(legacy) = backup.legacy() {
+        let (total, bytes_total) = (file.chunks.len(), file.chunks.iter().map(|c| c.size).sum());
+        let sizes: Vec<u64> = file.chunks.iter().map(|c| c.size).collect();
+        return backup.restore_pieces(legacy, file, target, &mut |done| {
+            let bytes_done = sizes[..done.min(sizes.len())].iter().sum();
+            progress(&Progress { chunks_done: done, chunks_total: total, bytes_done, bytes_total });
+        });
+    }
     let mut restore = FileRestore::new(file, backup.compression(), target);
     each_chunk(backup, file, workers, progress, &mut |_, opened| {
         restore.push(&opened?)?;
@@ -48,6 +56,9 @@ pub fn salvage_file<R: ReadAt + Sync>(
     workers: usize,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Salvaged> {
+    if backup.legacy().is_some() {
+        return Err(super::legacy::no_salvage());
+    }
     let mut restore = FileRestore::new(file, backup.compression(), target).salvage();
     each_chunk(backup, file, workers, progress, &mut |i, opened| {
         match opened {

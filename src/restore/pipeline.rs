@@ -106,9 +106,10 @@ impl Visitor for Contents<'_> {
                 if *seen {
                     return Err(Error::tampered(&self.at, Check::InnerTar(TarFault::SecondMember(path))));
                 }
-                if path == *expect && entry.kind == Kind::Dir {
-                    // A small "file" that is a folder (R4.0's `apps.templates`): check it as
-                    // a tree; a single-file sink gets nothing, and the report says so.
+                if path == *expect && matches!(entry.kind, Kind::Dir | Kind::Symlink) {
+                    // A small "file" that is a folder (R4.0's `apps.templates`), or a link
+                    // (format 2 did not dereference `icon.png`, a link to the label's icon):
+                    // check it as a tree; a single-file sink gets nothing, and the report says so.
                     self.member = Member_::Tree { prefix: path, inner: None };
                     self.report.tree = true;
                     return Ok(());
@@ -355,6 +356,19 @@ impl<'a> FileRestore<'a> {
             self.tar.give_up(&mut |o, l| s.add(o, l));
         }
         Ok(())
+    }
+
+    /// Formats 3 and 2: bytes of the decompressed stream that came from `piece` (a piece yields
+    /// its stream in many calls, so the caller names it; there are no chunks to count).
+    pub fn push_decoded(&mut self, piece: &str, bytes: &[u8]) -> Result<()> {
+        if self.check.at != piece {
+            self.check.at = piece.to_string();
+        }
+        if !self.wants_more() {
+            return Ok(());
+        }
+        let r = self.feed(bytes);
+        self.absorb(r)
     }
 
     /// Feeds the verified plaintext of the next chunk.

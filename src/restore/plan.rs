@@ -116,6 +116,12 @@ pub fn download_name(qube: &str, file: &StoredFile) -> String {
     }
 }
 
+/// Where `extract` puts a stored tree inside the qube's folder: dom0's home under `home/`; a
+/// format 3 template's whole folder (`vmN/.`: root.img, private.img, …) in the qube's folder itself.
+pub fn tree_folder(file: &StoredFile) -> &'static str {
+    if file.name == "." { "" } else { "home" }
+}
+
 /// The salvage report written beside a salvaged image: `{"lost": [[start, end], …]}`, image
 /// byte offsets, end exclusive.
 pub fn salvage_report_json(lost: &[(u64, u64)]) -> String {

@@ -59,7 +59,10 @@ fn list(backup: &Backup<std::fs::File>, json: bool) -> Result<(), Error> {
         return Ok(());
     }
     let h = backup.header();
-    println!("backup {} (format {}, {})", h.backup_id, h.version, backup.compression().name());
+    println!("backup {} (format {}, {})", h.backup_id, h.version, backup.compressor());
+    if let Some(note) = backup.format_note() {
+        println!("note: {note}");
+    }
     println!("{:<24} {:<13} {:<8} {:<20} {:>10}  VOLUMES", "QUBE", "CLASS", "LABEL", "TEMPLATE", "SIZE");
     for q in backup.qubes() {
         println!(
@@ -91,7 +94,7 @@ impl Ctx<'_> {
         let mut progress = |p: &restore::Progress| bar.update(p);
         let result = match (out, file.kind) {
             (None, _) => restore::restore_file(self.backup, file, Target::Verify, workers, &mut progress),
-            (Some(dir), FileKind::Home) => self.tree(file, &dir.join("home"), workers, &mut progress),
+            (Some(dir), FileKind::Home) => self.tree(file, &dir.join(restore::plan::tree_folder(file)), workers, &mut progress),
             (Some(dir), FileKind::Volume) if self.args.salvage => {
                 salvage::volume(self.backup, file, &dir.join(qubes_rescue::output::names::safe_component(&file.name)?), &label, workers, self.args.keep_partial, &mut progress)
             }
@@ -117,7 +120,10 @@ impl Ctx<'_> {
         let secs = started.elapsed().as_secs_f64();
         Ok(match file.kind {
             FileKind::Volume => format!("{label}: {} image, {} of data, {secs:.1} s", human(r.size), human(r.stored)),
-            FileKind::Home => format!("{qube}/home/{}: {} in files, {secs:.1} s", file.name, human(r.size)),
+            FileKind::Home => match restore::plan::tree_folder(file) {
+                "" => format!("{qube}/: {} in files, {secs:.1} s", human(r.size)),
+                dir => format!("{qube}/{dir}/{}: {} in files, {secs:.1} s", file.name, human(r.size)),
+            },
             FileKind::Small => format!("{label}: {}", human(r.size)),
         })
     }

@@ -181,6 +181,11 @@ impl<R: ReadAt> LegacyBackup<R> {
         qubes_xml::parse(&xml.data)
     }
 
+    /// The backup file.
+    pub fn source(&self) -> &R {
+        &self.src
+    }
+
     pub fn header(&self) -> &LegacyHeader {
         &self.header
     }

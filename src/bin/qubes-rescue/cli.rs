@@ -9,7 +9,7 @@ const EXIT_CODES: &str = "\
 Exit codes: 0 ok, 1 I/O, 2 usage, 3 not-found, 10 wrong-passphrase, 11 tampered, 12 truncated,
 13 unsupported, 14 not-a-backup, 15 unsafe-params, 16 unsafe-path, 70 internal (a bug: please report it).";
 
-/// Restores Qubes OS backups (format 4, Qubes R4.0-R4.3) without Qubes.
+/// Restores Qubes OS backups (formats 2 to 4, Qubes R2 to R4.3) without Qubes.
 #[derive(Parser, Debug)]
 #[command(name = "qubes-rescue", version, after_help = EXIT_CODES, propagate_version = true)]
 pub struct Cli {

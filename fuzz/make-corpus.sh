@@ -10,8 +10,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 FIX=../tests/fixtures
 OUT=corpus
 CAP=16384
-# inputs that once crashed a target (regression-*) are kept
-find "$OUT" -type f ! -name "regression-*" -delete 2>/dev/null || true
+# inputs that once crashed a target (regression-*) are kept, and legacy_formats' seeds too
+# (made by hand from the format 3/2 fixtures, see fuzz_targets/legacy_formats.rs)
+find "$OUT" -type f ! -name "regression-*" ! -path "$OUT/legacy_formats/*" -delete 2>/dev/null || true
 for t in outer_index backup_header scrypt_container chunk_sequence decompress inner_tar qubes_xml; do
   mkdir -p "$OUT/$t"
 done

@@ -38,6 +38,16 @@ impl Member {
     }
 }
 
+/// The one member named `name`, if any: a name twice is `tampered` (which would be used?).
+pub fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>> {
+    let mut found = members.iter().filter(|m| m.name == name);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(Error::tampered(name, Check::Uniqueness));
+    }
+    Ok(first)
+}
+
 /// pax records of an outer member: only `path` and `size` matter; returns their overrides.
 fn pax_overrides(data: &[u8], at: &Location) -> Result<(Option<Vec<u8>>, Option<u64>)> {
     let bad = || Error::tampered(at.clone(), Check::PaxHeader);

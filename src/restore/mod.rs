@@ -20,7 +20,7 @@ use crate::format::container::{self, Limits};
 use crate::format::decompress::Compression;
 use crate::error::{Check, Cut, Error, Limit, Result};
 use crate::format::header::{self, BackupHeader};
-use crate::format::outer::{self, Member};
+use crate::format::outer::{self, find_one, Member};
 use crate::format::qubes_xml::{self, Qube};
 use crate::read_at::ReadAt;
 use crate::output::sink::MemorySink;
@@ -57,14 +57,6 @@ impl<R: ReadAt> Source<R> {
     }
 }
 
-fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>> {
-    let mut found = members.iter().filter(|m| m.name == name);
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(Error::tampered(name, Check::Uniqueness));
-    }
-    Ok(first)
-}
 
 /// Open, stage 1: the outer archive indexed and the header members read; nothing is
 /// authenticated yet. Stage 2 is [`Indexed::authenticate`], stage 3 [`Authenticated::read_qubes_xml`];

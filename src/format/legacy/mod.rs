@@ -44,20 +44,12 @@ pub use stream::FileStream;
 use crate::error::{Check, Cut, Error, Result, TarFault};
 use crate::format::chunks::{FileKind, StoredFile};
 use crate::format::inner_tar::{Entry, InnerTar, Kind, Visitor};
-use crate::format::outer::{self, Member};
+use crate::format::outer::{self, find_one, Member};
 use crate::read_at::ReadAt;
 
 /// Qubes fetches qubes.xml with a 1 MiB budget; its pieces together may not exceed it.
 const MAX_QUBES_XML_PIECES: u64 = 1 << 20;
 
-fn find_one<'m>(members: &'m [Member], name: &str) -> Result<Option<&'m Member>> {
-    let mut found = members.iter().filter(|m| m.name == name);
-    let first = found.next();
-    if found.next().is_some() {
-        return Err(Error::tampered(name, Check::Uniqueness));
-    }
-    Ok(first)
-}
 
 /// Whether indexed members look like format 3 or 2: `backup-header.hmac` is an openssl text
 /// (format 4 keeps a scrypt container there), or there is no header but a `qubes.xml.000`

@@ -115,7 +115,7 @@ const Reads = (() => {
     const what = browsing ? 'this volume holds more than ' + Math.round(max / MiB) + ' MiB of data' :
       'this backup has more members than fit in ' + Math.round(max / MiB) + ' MiB';
     return 'this browser cannot read files inside its workers here, so the page keeps what it reads in memory, and ' + what +
-      '; use Chromium or Firefox, or the qubes-rescue command' + (browsing ? ' (the whole image can still be downloaded)' : '');
+      '; use Chromium or Firefox, or the qubes-rescue command';
   }
 
   // Stands in for FileReaderSync in the "page" mode: the core reads only PagedBlob slices then.

@@ -13,7 +13,9 @@
 //   - Open (coordinator): a read of a page not fetched yet fails the core's call; `retrying`
 //     fetches that page from the page and runs the call again, until it needs nothing more. The
 //     pages stay until the call has succeeded, at most MAX_OPEN bytes (the outer index reads 64 KiB
-//     around each member's header: about 128 KiB per member).
+//     around each member's header: about 128 KiB per member). Each run reads from the start, so
+//     reads at a steady stride (equal-sized members, one after the other) are fetched AHEAD
+//     strides ahead: far fewer runs.
 //   - Browse: the restored image is read in whole before the core opens it, in PIECE slices,
 //     keeping only the pages that are not all zeros (holes cost nothing), at most MAX_BROWSE bytes.
 // Defines: Reads {setup, inWorkers, readSlice, source, retrying, loadImage}.
@@ -24,6 +26,7 @@ const Reads = (() => {
   const PAGE = 64 * 1024;         // a PagedBlob holds aligned pages of this size
   const PIECE = 4 * MiB;          // an image is fetched for browsing in slices of this size
   const MAX_OPEN = 512 * MiB;     // most bytes Open keeps fetched (a backup of ~4000 members)
+  const AHEAD = 32;               // strided reads fetched ahead at once (4 MiB for 64 KiB reads)
   const MAX_BROWSE = 1024 * MiB;  // most image data (non-zero pages) kept for browsing
   let page = null;                // Bridge to the page in the "page" mode; null: this worker reads Blobs itself
 
@@ -58,7 +61,10 @@ const Reads = (() => {
       this.pages = new Map();       // page number → Uint8Array (PAGE bytes, less for the last page)
       this.held = 0;
       this.complete = false;
-      this.missing = null;          // {first, last}: pages the last failed read needed
+      this.missing = null;          // {start, end}: the last read that failed for want of pages
+      this.lastMiss = -1;           // where the miss before it started, and the stride between them
+      this.lastStride = 0;
+      this.nextAfterAhead = -1;     // where the read after the last ones fetched ahead would start
       this.counts = { attempts: 0, fetches: 0, bytes: 0 }; // for measurements (qubesRescue.stats)
     }
 
@@ -74,7 +80,7 @@ const Reads = (() => {
         const data = this.pages.get(p);
         if (!data) {
           if (this.complete) continue; // a page of zeros
-          this.missing = { first: p, last };
+          this.missing = { start, end };
           throw new Error('not fetched yet');
         }
         const from = Math.max(start, p * PAGE), to = Math.min(end, p * PAGE + data.length);
@@ -103,11 +109,37 @@ const Reads = (() => {
       }
     }
 
+    // Fetches the pages the last failed read lacked and, when it came as far after the miss
+    // before it as that one after its own (or right after the reads fetched ahead last time),
+    // the same read AHEAD strides further. A wrong guess costs only the pages it fetched.
     async fetchMissing() {
-      const { first, last } = this.missing;
+      const { start, end } = this.missing;
       this.missing = null;
-      if (this.pages.has(first)) throw { class: 'io', message: 'internal: a page was fetched twice' }; // no endless retry
-      await this.fetch(first * PAGE, Math.min((last + 1) * PAGE, this.size), false);
+      const stride = start === this.nextAfterAhead ? this.lastStride : start - this.lastMiss;
+      const reads = [[start, end]];
+      if (stride > 0 && stride === this.lastStride) {
+        for (let i = 1; i <= AHEAD; i++) reads.push([start + i * stride, end + i * stride]);
+        this.nextAfterAhead = start + (AHEAD + 1) * stride;
+      }
+      this.lastMiss = start;
+      this.lastStride = stride;
+      const planned = new Set();
+      const spans = reads.map(([a, b]) => this.absent(a, Math.min(b, this.size), planned)).filter((x) => x);
+      if (!spans.length) throw { class: 'io', message: 'internal: a read failed for pages already fetched' }; // no endless retry
+      await Promise.all(spans.map(([a, b]) => this.fetch(a, b, false)));
+    }
+
+    // The page-aligned span from the first to the last page of [start, end) neither held nor
+    // `planned` (then planned too), or null.
+    absent(start, end, planned) {
+      let first = -1, last = -1;
+      for (let p = Math.floor(start / PAGE); p * PAGE < end; p++) {
+        if (this.pages.has(p) || planned.has(p)) continue;
+        if (first < 0) first = p;
+        last = p;
+      }
+      for (let p = first; p >= 0 && p <= last; p++) planned.add(p);
+      return first < 0 ? null : [first * PAGE, Math.min((last + 1) * PAGE, this.size)];
     }
   }
 

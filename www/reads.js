@@ -18,7 +18,7 @@
 //     strides ahead: far fewer runs.
 //   - Browse: the restored image is read in whole before the core opens it, in PIECE slices,
 //     keeping only the pages that are not all zeros (holes cost nothing), at most MAX_BROWSE bytes.
-// Defines: Reads {setup, inWorkers, readSlice, source, retrying, loadImage}.
+// Defines: Reads {setup, readSlice, source, retrying, loadImage}.
 'use strict';
 
 const Reads = (() => {
@@ -189,5 +189,5 @@ const Reads = (() => {
     return src;
   }
 
-  return { setup, inWorkers: () => !page, readSlice, source, retrying, loadImage };
+  return { setup, readSlice, source, retrying, loadImage };
 })();

@@ -63,6 +63,7 @@ const wasm = fs.readFileSync(gen + '/qubes_rescue_bg.wasm');
 const js = {
   GLUE_JS: read(gen + '/qubes_rescue.js'),
   COMMON_JS: www('common.js'),
+  READS_JS: www('reads.js'),
   SINKS_JS: www('sinks.js'),
   COORDINATOR_JS: www('coordinator.js'),
   CHUNK_JS: www('chunk.js'),

@@ -1,12 +1,14 @@
-// Uses: wasm_bindgen (glue), toErr, initWasm (common.js), Bridge (bridge.js),
+// Uses: wasm_bindgen (glue), toErr, initWasm (common.js), Bridge (bridge.js), Reads (reads.js),
 //   blobSink, opfsSink, opfsFolder (sinks.js).
 // Browse worker: the file browser over restored volumes. It reads the Blob/File a restore
 // produced (FileReaderSync: synchronous, so only in a worker) through the core's ext4/GPT and
 // tar readers, and streams single files and whole folders (.zip) out through the same sinks
-// the coordinator uses, piece by piece, so no file is ever held whole.
+// the coordinator uses, piece by piece, so no file is ever held whole. Where this browser cannot
+// read Blobs in a worker, the image's non-zero pages are first read into this worker through the
+// page (Reads.loadImage), bounded.
 //
 // Requests (page → browse worker, a Bridge over the worker), run one at a time in order:
-//   init {module} · open {blob, kind: image|home, partition, lost} → info · list {path} → listing ·
+//   init {module, workerReads} · open {blob, kind: image|home, partition, lost} → info · list {path} → listing ·
 //   lost {path, budget} → {lost, unchecked} · preview {path, max} → {bytes (transferred), size, lost} ·
 //   file {path, name} and zip {path, name} → {blob, name, lost, summary?}, with progress events
 //   {done, total}; these two can be cancelled (→ Bridge.CANCELLED).
@@ -39,6 +41,7 @@ page.serve({
 });
 
 async function init(m) {
+  Reads.setup(page, m.workerReads);
   try {
     initWasm(m.module);
   } catch (e) {
@@ -47,11 +50,12 @@ async function init(m) {
   opfsDir = await opfsFolder('qubes-rescue-files'); // null on Chromium's file://: Blob downloads
 }
 
-function open(m) {
+async function open(m) {
   if (browser) { browser.free(); browser = null; }
   const lost = m.lost && m.lost.length ? JSON.stringify(m.lost) : '';
-  browser = m.kind === 'home' ? wasm_bindgen.Browser.open_home(m.blob) :
-    wasm_bindgen.Browser.open_image(m.blob, m.partition == null ? undefined : m.partition, lost);
+  const image = await Reads.loadImage(m.blob);
+  browser = m.kind === 'home' ? wasm_bindgen.Browser.open_home(image) :
+    wasm_bindgen.Browser.open_image(image, m.partition == null ? undefined : m.partition, lost);
   return JSON.parse(browser.info_json());
 }
 

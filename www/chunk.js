@@ -1,11 +1,12 @@
-// Uses: wasm_bindgen (glue), toErr, initWasm (common.js), Bridge (bridge.js).
+// Uses: wasm_bindgen (glue), toErr, initWasm (common.js), Bridge (bridge.js), Reads (reads.js).
 // Chunk worker: opens one scrypt container at a time, through the core's ChunkOpener.
 // The coordinator hands over the passphrase once per opened backup ('key'); each chunk's own
 // passphrase, the KDF, the header MAC and the meaning of every failure are the core's. The
 // core holds the keys and gives out the AES key only once the whole-file MAC is proven, so
 // no plaintext exists before; WebCrypto only does the bulk HMAC and AES-CTR work, fast.
 //
-// Page → chunk worker (a Bridge over the worker): init {module, maxKdfMemory, port} → {webCrypto};
+// Page → chunk worker (a Bridge over the worker): init {module, maxKdfMemory, port, workerReads} → {webCrypto};
+//   chunk worker → page: read (see reads.js), when this browser cannot read Blobs in workers;
 //   event dead (chunk worker → page) when its wasm instance trapped: the page replaces it.
 // Coordinator → chunk worker (a Bridge over `port`): event key {backupId, pass} ·
 //   job {blob, offset, size, name} → {plain (transferred), readMs, kdfMs, cryptoMs, webCrypto};
@@ -26,6 +27,7 @@ const page = new Bridge(self);
 
 page.serve({
   init(m) {
+    Reads.setup(page, m.workerReads);
     coordinator = new Bridge(m.port);
     coordinator.on('key', setKey);
     coordinator.serve({ job: (j) => runJob(j, opener, false), early: openEarly, lane: runLane });
@@ -62,7 +64,7 @@ async function runJob(j, opener, early) {
   const t0 = performance.now();
   let keys = null;
   try {
-    const bytes = new Uint8Array(await j.blob.slice(j.offset, j.offset + j.size).arrayBuffer());
+    const bytes = new Uint8Array(await Reads.readSlice(j.blob, j.offset, j.offset + j.size));
     const t1 = performance.now();
     keys = await unlock(opener, j.name, bytes, j.size, early);
     const t2 = performance.now();

@@ -1,12 +1,12 @@
 // Uses: wasm_bindgen (glue), toErr, initWasm (common.js), fmtBytes (fmt.js), Bridge (bridge.js),
-//   blobSink, opfsSink, dirSink, opfsFolder, clearFolder (sinks.js).
+//   Reads (reads.js), blobSink, opfsSink, dirSink, opfsFolder, clearFolder (sinks.js).
 // Coordinator worker: owns the backup File, the core's Backup (outer index, header, qubes.xml) and
 // the sequential stage (decompress → inner tar → sink), one FileRestore per recovered file.
 // Chunk workers do the per-chunk work in parallel; their verified plaintext comes back here and is
 // consumed strictly in order.
 //
-// Requests (page → coordinator, a Bridge over the worker): init {module, maxKdfMemory, memoryBudget}
-//   → {opfs} · open {blob, passphrase} → {qubes, compression, openMs, earlyQubesXml} · run {qubes, mode:
+// Requests (page → coordinator, a Bridge over the worker): init {module, maxKdfMemory, memoryBudget,
+//   workerReads} → {opfs} · open {blob, passphrase} → {qubes, compression, openMs, earlyQubesXml, openReads} · run {qubes, mode:
 //   restore|verify, output: download|keep|dir, dir?, salvage} → {errors, verifyOnly, stats}, or
 //   Bridge.CANCELLED once cancelled (keep: like download, but the page only browses the files
 //   unless asked to save them). Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
@@ -14,6 +14,7 @@
 //   chunk {kdfMs, cryptoMs, readMs} · file-done {id, name, download, size, stored, blob|null,
 //   browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null} · file-failed {id, err} ·
 //   missing {qube, err}. Events (page → coordinator): pool {ports} · replace {index, port}.
+// Coordinator → page: read (see reads.js), when this browser cannot read Blobs in workers.
 // Coordinator → chunk worker (a Bridge over its own MessageChannel): see chunk.js.
 // Every err is {class, message}: class as in the CLI (data-error), message one sentence.
 // What a restore does (files, names, worker plan, report order) is the core's plan_json;
@@ -24,6 +25,7 @@ let maxKdfMemory = 0;          // cap handed to the core (container::Limits)
 let memoryBudget = 0;          // bytes all chunk workers' KDFs may use at once
 let backup = null;             // wasm_bindgen.BackupHandle
 let source = null;             // the backup Blob/File
+let sourceReads = null;        // what the core reads it through (Reads.source)
 let qubes = [];
 let pool = [];                 // [{port, chunks: its Bridge, busy, laneBusy, seq, gen, dead}]
 let lanes = [];                // KDF lanes waiting for a worker, see runLanes
@@ -37,6 +39,7 @@ page.on('pool', (m) => setPool(m.ports));
 page.on('replace', (m) => replaceWorker(m.index, m.port));
 
 async function init(m) {
+  Reads.setup(page, m.workerReads);
   try {
     initWasm(m.module);
   } catch (e) {
@@ -91,37 +94,43 @@ function requeue(w) {
 // worker (the core says which chunk and checks its parameters first). The worker's plaintext
 // (MAC checked there) reaches the core only after the header is proven; a wrong passphrase is
 // answered as soon as the header's KDF fails, and the worker's result is then dropped.
+// Where the core cannot read the file itself (see reads.js), the stages are run again, KDF
+// included, for each piece of the file they needed and did not have yet: the outer index
+// several times (headers only), the rest normally once.
 async function openBackup(m) {
   let pending = null;
   const pass = new TextEncoder().encode(m.passphrase);
   try {
     if (backup) { backup.free(); backup = null; }
     source = m.blob;
+    sourceReads = Reads.source(source);
     const t0 = performance.now();
-    pending = wasm_bindgen.PendingBackup.index(source, maxKdfMemory);
-    const live = pool.filter((x) => !x.dead).length;
-    // The header's lanes are queued first, so they run before qubes.xml's.
-    const header = live > 0 ? pending.header_lanes(pass, live, memoryBudget) : null;
-    const headerKdf = { workers: new Set() };
-    const headerDone = header ? runLanes('backup-header.hmac', header, header.workers, headerKdf, false) : null;
-    const chunk = pending.early_chunk();
-    const w = chunk && pool.find((x) => !x.busy && !x.dead);
-    let early = null;
-    if (w) {
-      w.busy = true;
-      early = w.chunks.call('early', { backupId: chunk.backup_id, pass: pass.slice(), blob: source,
-        offset: chunk.offset, size: chunk.size, name: chunk.name })
-        .then((done) => new Uint8Array(done.plain), () => null) // any failure: opened again below, which reports it
-        .finally(() => { w.busy = false; if (run) pump(); });
-    }
-    if (header) pending.authenticate_lanes(pass, await headerDone);
-    else pending.authenticate(pass);
-    const first = early ? await early : null;
-    backup = pending.finish(first || undefined);
+    let early; // started once: the chunk worker reads its chunk itself (or through the page)
+    let first = null;
+    let headerLaneWorkers = 0;
+    backup = await Reads.retrying(sourceReads, async () => {
+      if (pending) { pending.free(); pending = null; }
+      pending = wasm_bindgen.PendingBackup.index(sourceReads, maxKdfMemory);
+      const live = pool.filter((x) => !x.dead).length;
+      // The header's KDF lanes are queued first, so they run before qubes.xml's.
+      const header = live > 0 ? pending.header_lanes(pass, live, memoryBudget) : null;
+      const headerKdf = { workers: new Set() };
+      const headerDone = header ? runLanes('backup-header.hmac', header, header.workers, headerKdf, false) : null;
+      const chunk = pending.early_chunk();
+      if (early === undefined) early = startEarly(chunk, pass);
+      if (header) pending.authenticate_lanes(pass, await headerDone);
+      else pending.authenticate(pass);
+      headerLaneWorkers = headerKdf.workers.size;
+      first = early ? await early : null;
+      return pending.finish(first || undefined);
+    });
+    // Through the page: how often Open ran and what it fetched ({attempts, fetches, bytes}).
+    const openReads = sourceReads === source ? null : sourceReads.counts;
+    if (openReads) sourceReads = Reads.source(source); // drops what Open fetched
     qubes = JSON.parse(backup.qubes_json());
     for (const w of pool) sendKey(w);
-    return { qubes, compression: backup.compression(), openMs: performance.now() - t0, earlyQubesXml: !!first,
-      headerLaneWorkers: headerKdf.workers.size };
+    return { qubes, compression: backup.compression(), openMs: performance.now() - t0, earlyQubesXml: !!first, openReads,
+      headerLaneWorkers };
   } catch (e) {
     backup = null;
     dropLanes((q) => q.early); // qubes.xml's KDF is abandoned with the Open that wanted it
@@ -296,6 +305,18 @@ async function startRun(m, emit) {
       workers: done.workers, laneWorkers: done.laneWorkers } };
 }
 
+// qubes.xml's first chunk on an idle chunk worker, beside the header's KDF: a promise of its
+// plaintext (null on any failure: it is then opened the usual way, which reports it), or null.
+function startEarly(chunk, pass) {
+  const w = chunk && pool.find((x) => !x.busy && !x.dead);
+  if (!w) return null;
+  w.busy = true;
+  return w.chunks.call('early', { backupId: chunk.backup_id, pass: pass.slice(), blob: source,
+    offset: chunk.offset, size: chunk.size, name: chunk.name })
+    .then((done) => new Uint8Array(done.plain), () => null)
+    .finally(() => { w.busy = false; if (run) pump(); });
+}
+
 function publicFile(f) {
   return { id: f.id, qube: f.qube, path: f.path, name: f.name, kind: f.kind, chunks: f.chunks.length, bytes: f.bytes,
     download: f.download, placeholder: f.placeholder };
@@ -424,8 +445,10 @@ async function endFile(f, run) {
     run.emit('progress', { id: f.id, done: f.chunks.length, total: f.chunks.length, bytesDone: f.bytes, bytesTotal: f.bytes,
       elapsedMs: performance.now() - f.t0, note: 'a folder: saving it as a tar' });
     f.download += '.tar';
-    f.sink = blobSink();
-    report = backup.restore_here(f.qube, f.path, true, f.sink);
+    report = await Reads.retrying(sourceReads, () => {
+      f.sink = blobSink();
+      return backup.restore_here(f.qube, f.path, true, f.sink);
+    });
   }
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;

@@ -2,7 +2,7 @@
 // The browse view (step 5): the files of a restored qube. The browse worker reads the restored
 // files (Blobs, OPFS Files, or files saved to a folder) and streams single files and folders out;
 // this side only shows and routes.
-// Defines: browseView(ui) → {start(bridge, module), keep(fileDone), has(qube), open(qube), forget()};
+// Defines: browseView(ui) → {start(bridge, module, workerReads), keep(fileDone), has(qube), open(qube), forget()};
 // `ui` holds the shared helpers (ui.js).
 'use strict';
 
@@ -19,9 +19,9 @@ function browseView(ui) {
   let current = null;         // {qube, volume, info, path (bytes), lost}
   let activeDownload = null;  // the download in flight (a Bridge call: cancel())
 
-  function start(bridge, module) {
+  function start(bridge, module, workerReads) {
     worker = bridge;
-    worker.call('init', { module }).catch(ui.fatal);
+    worker.call('init', { module, workerReads }).catch(ui.fatal);
   }
 
   // A file a restore produced (the coordinator's file-done) that can be browsed.

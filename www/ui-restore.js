@@ -115,6 +115,7 @@ function restoreView(ui, browse) {
 
   function onOpened(m) {
     stats.openMs = m.openMs;
+    stats.openReads = m.openReads;
     browse.forget();
     qubes = m.qubes;
     setBusy(false);

@@ -1,24 +1,29 @@
 // Uses: Bridge (bridge.js), restoreView (ui-restore.js), browseView (ui-browse.js).
 // Main thread: UI only. Boots the page (the wasm module, then the coordinator, the chunk workers and
-// the browse worker: classic workers from Blob URLs, each spoken to through a Bridge) and holds what
+// the browse worker: classic workers from Blob URLs, each spoken to through a Bridge; it reads
+// Blob slices for them where they cannot, see reads.js) and holds what
 // both views share: the status line, downloads, formatting. The views: ui-restore.js (steps 1–4:
 // file, passphrase, qubes, progress) and ui-browse.js (step 5: the files of a restored qube).
 'use strict';
 (function () {
   const GiB = 1024 * 1024 * 1024;
   const MAX_KDF_MEMORY = 2 * GiB; // N=2^21, r=8: the most a 4 GiB wasm instance can safely run
+  // Downloads start at least this far apart: WebKit drops downloads started together (measured in
+  // MiniBrowser 2.50: 2 of 8 Blob downloads clicked in one go arrived, 8 of 8 at 100 ms apart).
+  const DOWNLOAD_GAP_MS = 250;
   const $ = (id) => document.getElementById(id);
   const el = { status: $('status'), warning: $('warning'), env: $('env-info') };
 
   // Exposed for tests and the bench: KDF and crypto time per chunk, and the last run's totals.
-  const stats = { kdfMs: [], cryptoMs: [], readMs: [], openMs: null, openParallel: null, lastRun: null, workers: 0, webCrypto: null };
+  const stats = { kdfMs: [], cryptoMs: [], readMs: [], openMs: null, openParallel: null, lastRun: null, workers: 0, webCrypto: null,
+    workerReads: null, openReads: null };
   window.qubesRescue = { stats, testDirectory: null };
 
   let module = null;
   let chunkWorkers = [];
   let opfs = false;
   let objectUrls = [];
-  let lastDownloadAt = 0;
+  let lastDownloadAt = 0;          // when the last download started (or will start: it may be queued)
 
   // ------------------------------------------------------------ status
 
@@ -57,6 +62,7 @@
   function showEnv() {
     const k = stats.kdfMs;
     const parts = [poolSize() + ' chunk worker' + (poolSize() > 1 ? 's' : '') + ' for ' + (navigator.hardwareConcurrency || '?') + ' cores',
+      'reads: ' + (stats.workerReads ? 'in workers' : 'on the main thread (this browser cannot read files inside workers here)'),
       'output: ' + (opfs ? 'browser storage (OPFS), then download' : 'download'),
       'AES/HMAC: ' + (stats.webCrypto === false ? 'WebAssembly' : 'WebCrypto')];
     if (k.length) parts.push('last scrypt KDF: ' + (k[k.length - 1] / 1000).toFixed(2) + ' s');
@@ -82,15 +88,19 @@
   }
 
   function download(blob, name) {
-    lastDownloadAt = performance.now();
     const url = blobUrl(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    a.hidden = true;
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
+    const now = performance.now();
+    const at = Math.max(now, lastDownloadAt + DOWNLOAD_GAP_MS);
+    lastDownloadAt = at;
+    setTimeout(() => {
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = name;
+      a.hidden = true;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+    }, at - now);
     return url;
   }
 
@@ -108,11 +118,46 @@
 
   // Each worker's source: the wasm glue, the shared files it uses, then its own file.
   const WORKER_SOURCES = {
-    coordinator: ['glue', 'common', 'fmt', 'bridge', 'sinks', 'coordinator'],
-    chunk: ['glue', 'common', 'bridge', 'chunk'],
-    browse: ['glue', 'common', 'fmt', 'bridge', 'sinks', 'browse'],
+    coordinator: ['glue', 'common', 'fmt', 'bridge', 'reads', 'sinks', 'coordinator'],
+    chunk: ['glue', 'common', 'bridge', 'reads', 'chunk'],
+    browse: ['glue', 'common', 'fmt', 'bridge', 'reads', 'sinks', 'browse'],
   };
   const workerUrls = {};
+
+  // Whether a worker can read a Blob here, with both APIs the workers use (FileReaderSync and
+  // Blob.arrayBuffer()). WebKit on file:// cannot: every Blob read in a worker fails there.
+  // `?reads=page` or `?reads=worker` in the page's URL forces the answer (tests, measurements).
+  async function probeWorkerReads() {
+    const forced = new URLSearchParams(location.search).get('reads');
+    if (forced === 'page' || forced === 'worker') return forced === 'worker';
+    const src = 'onmessage = async (e) => { try { new FileReaderSync().readAsArrayBuffer(e.data); await e.data.arrayBuffer(); ' +
+      'postMessage(true); } catch (x) { postMessage(false); } };';
+    const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+    const worker = new Worker(url, { name: 'read-probe' });
+    try {
+      return await new Promise((resolve) => {
+        worker.onmessage = (ev) => resolve(ev.data === true);
+        worker.onerror = () => resolve(false);
+        worker.postMessage(new Blob([new Uint8Array(16)]));
+      });
+    } finally {
+      worker.terminate();
+      URL.revokeObjectURL(url);
+    }
+  }
+
+  // The page's side of Reads.readSlice (reads.js): one slice a worker asked for, transferred.
+  // Each request is bounded by its worker (a chunk, a 64 KiB page, a 4 MiB piece of an image),
+  // and chunk reads by the coordinator's in-order window.
+  async function readFor(m) {
+    let buf;
+    try {
+      buf = await m.blob.slice(m.start, m.end).arrayBuffer();
+    } catch (e) {
+      throw { class: 'io', message: String(e && e.message || e), name: e && e.name || '' };
+    }
+    return Bridge.transfer(buf, [buf]);
+  }
 
   // A worker of that kind and the Bridge to it; `stopped` says what a crash of it means.
   function startWorker(kind, name, stopped) {
@@ -122,7 +167,9 @@
     }
     const worker = new Worker(workerUrls[kind], { name });
     worker.onerror = (ev) => fatal({ class: 'io', message: stopped + ' (' + (ev.message || 'no details') + ')' });
-    return { worker, bridge: new Bridge(worker) };
+    const bridge = new Bridge(worker);
+    bridge.serve({ read: readFor });
+    return { worker, bridge };
   }
 
   // Pool size: one worker per core, as many as the KDF memory allows at once (each wasm instance
@@ -144,7 +191,7 @@
     const { worker, bridge } = startWorker('chunk', 'chunk-' + i, 'a worker failed to start');
     const ch = new MessageChannel();
     bridge.on('dead', () => { if (chunkWorkers[i] === worker) replaceWorker(i); });
-    bridge.call('init', { module, maxKdfMemory: MAX_KDF_MEMORY, port: ch.port2 }, [ch.port2])
+    bridge.call('init', { module, maxKdfMemory: MAX_KDF_MEMORY, port: ch.port2, workerReads: stats.workerReads }, [ch.port2])
       .then((r) => { stats.webCrypto = r.webCrypto; }, fatal);
     chunkWorkers[i] = worker;
     return ch.port1;
@@ -179,12 +226,12 @@
       if (typeof WebAssembly !== 'object' || typeof Worker !== 'function') {
         throw { class: 'unsupported', message: 'this browser lacks WebAssembly or Web Workers; use a current Chromium or Firefox' };
       }
-      module = await WebAssembly.compile(b64bytes('wasm-b64'));
+      [module, stats.workerReads] = await Promise.all([WebAssembly.compile(b64bytes('wasm-b64')), probeWorkerReads()]);
       ui.coordinator = startWorker('coordinator', 'coordinator', 'the restorer stopped').bridge;
-      ui.coordinator.call('init', { module, maxKdfMemory: MAX_KDF_MEMORY, memoryBudget: memoryBudget() })
+      ui.coordinator.call('init', { module, maxKdfMemory: MAX_KDF_MEMORY, memoryBudget: memoryBudget(), workerReads: stats.workerReads })
         .then((r) => { opfs = r.opfs; restore.ready(r.opfs); showEnv(); }, fatal);
       startPool();
-      browse.start(startWorker('browse', 'browse', 'the file browser stopped').bridge, module);
+      browse.start(startWorker('browse', 'browse', 'the file browser stopped').bridge, module, stats.workerReads);
     } catch (e) {
       fatal(e && e.class ? e : { class: 'unsupported', message: 'the page could not start: ' + (e && e.message || e) });
     }

@@ -372,6 +372,16 @@ describe('qubes-rescue page in Chromium', () => {
     }
   });
 
+  it('lets its workers read the file themselves here, and says so in the footer', async () => {
+    const rp = await newPage();
+    try {
+      const footer = await rp.page.locator('#env-info').textContent();
+      assert.match(footer, /reads: in workers/, footer);
+    } finally {
+      await rp.page.close().catch(() => {});
+    }
+  });
+
   it('runs the built-in demo backup ("Try a demo backup")', async () => {
     const b = loadManifest().find(isDemo);
     assert.ok(b, 'no demo backup in the manifest');

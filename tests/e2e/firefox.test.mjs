@@ -163,6 +163,12 @@ describe('qubes-rescue page in Firefox ESR', () => {
     assert.ok(res.violations.some((x) => x.directive === 'connect-src' && /example\.com/.test(x.blocked)), `no connect-src violation: ${JSON.stringify(res.violations)}`);
   });
 
+  it('lets its workers read the file themselves here, and says so in the footer', async () => {
+    await load();
+    const footer = await s.exec(`return document.getElementById('env-info').textContent;`);
+    assert.match(footer, /reads: in workers/, footer);
+  });
+
   it('reports a wrong passphrase as data-error=wrong-passphrase', async () => {
     const b = pick('gzip', 'pax-sparse');
     await load();

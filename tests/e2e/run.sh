@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # run.sh — browser end-to-end tests of dist/qubes-rescue.html.
 #   1. installs what it needs: npm packages (playwright-core, pinned), geckodriver (cargo install,
-#      pinned) when missing; checks for Debian's chromium and firefox-esr (see below);
+#      pinned) when missing; checks for Debian's chromium, firefox-esr and WebKitGTK (see below);
 #   2. builds the page with ../../build.sh if dist/qubes-rescue.html is missing (and the fixtures
 #      with ../make-fixtures.sh if their manifest is missing);
 #   3. runs, in one `node --test` run: the Chromium tests (playwright-core), the file browser
 #      tests (Chromium, compared with the CLI's `get`), the Firefox ESR test
-#      (geckodriver, W3C WebDriver), the page/CLI error-class agreement test (both browsers),
+#      (geckodriver, W3C WebDriver), the WebKitGTK test (WebKitWebDriver driving MiniBrowser under
+#      xvfb-run, W3C WebDriver), the page/CLI error-class agreement test (both browsers),
 #      and — unless QR_E2E_DETERMINISM=0 — the two-builds
 #      determinism test; prints node's test summary and exits non-zero on any failure.
 #
-# System packages (Debian): chromium firefox-esr nodejs npm, plus cargo (rustup) for geckodriver.
-#   When chromium/firefox-esr are missing and this runs as root with apt-get, it installs them.
-# Env: CHROMIUM_BIN, FIREFOX_BIN, GECKODRIVER, QR_PAGE, QR_FIXTURES, QR_E2E_TMP (big downloads:
+# System packages (Debian): chromium firefox-esr webkit2gtk-driver libwebkit2gtk-4.1-0 xvfb nodejs
+#   npm, plus cargo (rustup) for geckodriver. When the browsers are missing and this runs as root
+#   with apt-get, it installs them.
+# Env: CHROMIUM_BIN, FIREFOX_BIN, GECKODRIVER, WEBKIT_DRIVER, MINIBROWSER, QR_PAGE, QR_FIXTURES, QR_E2E_TMP (big downloads:
 #   the > 8 GiB sparse fixture needs ~20 GB free there, default $TMPDIR or /tmp),
-#   QR_E2E_ONLY="chromium browse firefox agreement recipe determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
+#   QR_E2E_ONLY="chromium browse firefox webkit agreement recipe determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
 set -euo pipefail
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E/../.." && pwd)
@@ -29,6 +31,9 @@ command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 [ -x "${FIREFOX_BIN:-/usr/bin/firefox-esr}" ] || need_apt+=(firefox-esr)
+[ -x "${WEBKIT_DRIVER:-/usr/bin/WebKitWebDriver}" ] || need_apt+=(webkit2gtk-driver)
+[ -x "${MINIBROWSER:-/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser}" ] || need_apt+=(libwebkit2gtk-4.1-0)
+command -v xvfb-run >/dev/null || need_apt+=(xvfb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${need_apt[*]} with apt-get"
@@ -74,17 +79,18 @@ fi
 say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $want, $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n1), $("${FIREFOX_BIN:-/usr/bin/firefox-esr}" --version 2>/dev/null | head -n1), $("$GD" --version 2>/dev/null | head -n1)"
 
 # -- run ----------------------------------------------------------------------------------------
-only=" ${QR_E2E_ONLY:-chromium browse firefox agreement recipe determinism} "
+only=" ${QR_E2E_ONLY:-chromium browse firefox webkit agreement recipe determinism} "
 files=()
 # The file browser's downloads are compared with what the native CLI's `get` writes; the
 # agreement test compares the page's error classes with the CLI's.
-if [[ $only == *" browse "* || $only == *" firefox "* || $only == *" agreement "* ]] && [ -z "${QR_CLI:-}" ]; then
+if [[ $only == *" browse "* || $only == *" firefox "* || $only == *" webkit "* || $only == *" agreement "* ]] && [ -z "${QR_CLI:-}" ]; then
   (cd "$ROOT" && cargo build --quiet --bin qubes-rescue >&2)
   export QR_CLI=$ROOT/target/debug/qubes-rescue
 fi
 [[ $only == *" chromium "* ]] && files+=(chromium.test.mjs)
 [[ $only == *" browse "* ]] && files+=(browse.test.mjs)
 [[ $only == *" firefox "* ]] && files+=(firefox.test.mjs)
+[[ $only == *" webkit "* ]] && files+=(webkit.test.mjs)
 [[ $only == *" agreement "* ]] && files+=(agreement.test.mjs)
 [[ $only == *" recipe "* ]] && files+=(recipe.test.mjs)
 [[ $only == *" determinism "* && ${QR_E2E_DETERMINISM:-1} != 0 ]] && files+=(determinism.test.mjs)

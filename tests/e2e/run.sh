@@ -16,7 +16,7 @@
 #   with apt-get, it installs them.
 # Env: CHROMIUM_BIN, FIREFOX_BIN, GECKODRIVER, WEBKIT_DRIVER, MINIBROWSER, QR_PAGE, QR_FIXTURES, QR_E2E_TMP (big downloads:
 #   the > 8 GiB sparse fixture needs ~20 GB free there, default $TMPDIR or /tmp),
-#   QR_E2E_ONLY="chromium browse firefox webkit agreement recipe determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
+#   QR_E2E_ONLY="chromium browse firefox webkit agreement recipe people determinism" (subset), QR_CLI (the native CLI), QR_E2E_DETERMINISM=0 (skip that test).
 set -euo pipefail
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E/../.." && pwd)
@@ -46,9 +46,9 @@ fi
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \
   || { say "node >= 20.10 needed (have $(node --version))"; exit 1; }
 
-# -- npm: playwright-core (pinned in package.json / package-lock.json) -------------------------
-want=$(node -p 'require("./package.json").dependencies["playwright-core"]')
-have=$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch { "" }')
+# -- npm: playwright-core, axe-core (pinned in package.json / package-lock.json) ---------------
+want=$(node -p 'const d = require("./package.json").dependencies; d["playwright-core"] + " " + d["axe-core"]')
+have=$(node -p 'const v = (p) => { try { return require("./node_modules/" + p + "/package.json").version } catch { return "" } }; v("playwright-core") + " " + v("axe-core")')
 if [ "$want" != "$have" ]; then
   say "npm ci (playwright-core $want)"
   npm ci --no-audit --no-fund --loglevel=error >&2
@@ -79,7 +79,7 @@ fi
 say "setup took $((SECONDS - t0)) s; node $(node --version), playwright-core $want, $("${CHROMIUM_BIN:-/usr/bin/chromium}" --version 2>/dev/null | head -n1), $("${FIREFOX_BIN:-/usr/bin/firefox-esr}" --version 2>/dev/null | head -n1), $("$GD" --version 2>/dev/null | head -n1)"
 
 # -- run ----------------------------------------------------------------------------------------
-only=" ${QR_E2E_ONLY:-chromium browse firefox webkit agreement recipe determinism} "
+only=" ${QR_E2E_ONLY:-chromium browse firefox webkit agreement recipe people determinism} "
 files=()
 # The file browser's downloads are compared with what the native CLI's `get` writes; the
 # agreement test compares the page's error classes with the CLI's.
@@ -93,6 +93,7 @@ fi
 [[ $only == *" webkit "* ]] && files+=(webkit.test.mjs)
 [[ $only == *" agreement "* ]] && files+=(agreement.test.mjs)
 [[ $only == *" recipe "* ]] && files+=(recipe.test.mjs)
+[[ $only == *" people "* ]] && files+=(people.test.mjs)
 [[ $only == *" determinism "* && ${QR_E2E_DETERMINISM:-1} != 0 ]] && files+=(determinism.test.mjs)
 mkdir -p "$E2E/out"
 TAP=$E2E/out/e2e.tap

@@ -356,7 +356,7 @@ fn bad_name(name: &[u8], why: &str) -> Error {
 }
 
 fn misuse(what: &str, why: &str) -> Error {
-    Error::Io(format!("zip: {what} refused: {why}"))
+    Error::internal(format!("zip: {what} refused: {why}"))
 }
 
 /// MS-DOS (date, time) for seconds since the epoch, clamped to the years DOS dates can hold

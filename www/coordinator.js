@@ -111,6 +111,8 @@ async function openBackup(m) {
     backup = await Reads.retrying(sourceReads, async () => {
       if (pending) { pending.free(); pending = null; }
       pending = wasm_bindgen.PendingBackup.index(sourceReads, maxKdfMemory);
+      // Formats 3 and 2 (Qubes R2, R3.x): no scrypt, the core opens them in one step.
+      if (pending.is_legacy()) return pending.open_legacy(pass);
       const live = pool.filter((x) => !x.dead).length;
       // The header's KDF lanes are queued first, so they run before qubes.xml's.
       const header = live > 0 ? pending.header_lanes(pass, live, memoryBudget) : null;
@@ -130,7 +132,7 @@ async function openBackup(m) {
     qubes = JSON.parse(backup.qubes_json());
     for (const w of pool) sendKey(w);
     return { qubes, compression: backup.compression(), openMs: performance.now() - t0, earlyQubesXml: !!first, openReads,
-      headerLaneWorkers };
+      headerLaneWorkers, format: backup.format(), formatNote: backup.format_note() };
   } catch (e) {
     backup = null;
     dropLanes((q) => q.early); // qubes.xml's KDF is abandoned with the Open that wanted it
@@ -222,11 +224,12 @@ async function startRun(m, emit) {
     }
   }
   const jobs = [];
-  for (const f of files) f.chunks.forEach((c, i) => jobs.push({ file: f, idx: i, chunk: c }));
+  // plan.here (formats 3 and 2): no chunk jobs, each file is restored right here, see below.
+  if (!plan.here) for (const f of files) f.chunks.forEach((c, i) => jobs.push({ file: f, idx: i, chunk: c }));
   const kdfMemory = plan.kdf_memory, workers = plan.workers;
   const R = run = { gen: myGen, files, jobs, errors, workers, window: plan.window, nextDispatch: 0, nextConsume: 0,
     results: new Map(), retry: [], tries: new Map(), waiting: null, cancelled: false, verifyOnly, output: m.output, dir: m.dir || null,
-    salvage, emit,
+    salvage, emit, here: !!plan.here,
     kdfMs: [], cryptoMs: [], readMs: [], pushMs: [], laneWorkers: 0, t0: performance.now() };
   emit('plan', { files: files.map(publicFile), failed: unlisted, kdfMemory, workers, compression: backup.compression() });
   // Each file is authenticated on its own: a file that fails does not stop the qube's others
@@ -259,7 +262,20 @@ async function startRun(m, emit) {
       continue;
     }
     if (R.cancelled) { dropFile(f); break; }
-    for (let i = 0; i < f.chunks.length; i++) {
+    if (plan.here) {
+      // The core reads each piece, proves its HMAC, decrypts and restores it, in order.
+      try {
+        f.report = backup.restore_here(f.qube, f.path, false, R.verifyOnly || f.placeholder ? null : f.sink, (done) => {
+          f.done = done;
+          f.bytesDone = f.chunks.slice(0, done).reduce((a, c) => a + c.size, 0);
+          emit('progress', { id: f.id, done, total: f.chunks.length, bytesDone: f.bytesDone, bytesTotal: f.bytes,
+            elapsedMs: performance.now() - f.t0 });
+        });
+      } catch (e) {
+        failFile(R, f, toErr(e, 'restoring ' + f.download));
+      }
+    }
+    for (let i = 0; !plan.here && i < f.chunks.length; i++) {
       const r = await take(R, first + i);
       if (R.cancelled || !r) break;
       if (r.err && f.salvaging) {
@@ -421,7 +437,9 @@ async function beginFile(f, run) {
   run.emit('file-start', { id: f.id });
   if (run.verifyOnly || f.placeholder) {
     f.sink = null;
-  } else if (run.output === 'dir' && run.dir && !f.salvaging) { // a salvaged file gets another name: downloaded
+  } else if (run.output === 'dir' && run.dir && !f.salvaging && !run.here) {
+    // (a salvaged file gets another name: downloaded; formats 3/2 restore in one synchronous
+    // call, which a folder's asynchronous writes cannot follow: downloaded too)
     f.sink = await dirSink(run.dir, f.download);
   } else if (opfsRoot && f.kind !== 'small') {
     f.sink = await opfsSink(opfsRoot, f.id + '-' + f.download);
@@ -430,14 +448,16 @@ async function beginFile(f, run) {
   }
   f.salvaging = run.salvage && f.kind === 'volume' && !f.placeholder;
   f.damage = null;
-  f.restorer = backup.restorer(f.qube, f.path, run.verifyOnly || f.placeholder, f.sink, f.salvaging);
+  f.report = null;
+  f.restorer = run.here ? null : backup.restorer(f.qube, f.path, run.verifyOnly || f.placeholder, f.sink, f.salvaging);
 }
 
 async function endFile(f, run) {
   if (f.salvaging) return endSalvage(f, run);
-  let report = f.restorer.finish();
-  f.restorer.free();
+  let report = f.report || f.restorer.finish();
+  if (f.restorer) f.restorer.free();
   f.restorer = null;
+  f.report = null;
   if (report.tree && f.sink) {
     // A small "file" that is a folder (R4.0's apps.templates): save it as its tar stream.
     // Rare and small, so it is simply restored again here, KDF included.

@@ -131,7 +131,9 @@ function restoreView(ui, browse) {
     stats.headerLaneWorkers = m.headerLaneWorkers || 0;
     ui.showEnv();
     el.backupInfo.textContent = qubes.length + ' qube' + (qubes.length === 1 ? '' : 's') + ', ' + fmtBytes(total) +
-      ' of data, compressed with ' + m.compression + '. Opened in ' + (m.openMs / 1000).toFixed(1) + ' s.';
+      ' of data, compressed with ' + m.compression + '. Opened in ' + (m.openMs / 1000).toFixed(1) + ' s.' +
+      (m.formatNote ? ' Backup format ' + m.format + ' (Qubes R2/R3): ' + m.formatNote + '.' : '');
+    el.backupInfo.dataset.format = String(m.format || 4);
     el.stepQubes.hidden = false;
     setStatus('done', 'The backup opened: ' + qubes.length + ' qube' + (qubes.length === 1 ? '' : 's') +
       ' inside. Select the ones you want, then press Restore (or Verify only).');

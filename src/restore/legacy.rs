@@ -24,7 +24,7 @@ pub(super) fn no_salvage() -> Error {
 }
 
 impl<R: ReadAt> Backup<R> {
-    pub(super) fn open_legacy(src: R, members: Vec<Member>, passphrase: &[u8], limits: &Limits) -> Result<Backup<R>> {
+    pub(crate) fn open_legacy(src: R, members: Vec<Member>, passphrase: &[u8], limits: &Limits) -> Result<Backup<R>> {
         let legacy = LegacyBackup::from_index(src, members.clone(), passphrase)?;
         let h = legacy.header();
         let header = BackupHeader {
@@ -98,7 +98,7 @@ impl<R: ReadAt> Backup<R> {
     }
 
     /// Restores one file of a format 3 or 2 backup; `on_piece(n)` after each of its pieces.
-    pub(super) fn restore_pieces(
+    pub fn restore_pieces(
         &self,
         legacy: &LegacyBackup<R>,
         file: &StoredFile,

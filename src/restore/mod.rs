@@ -95,7 +95,7 @@ impl<R: ReadAt> Indexed<R> {
         Indexed::from_members(src, members)
     }
 
-    fn from_members(src: R, members: Vec<Member>) -> Result<Indexed<R>> {
+    pub(crate) fn from_members(src: R, members: Vec<Member>) -> Result<Indexed<R>> {
         let header_member = find_one(&members, "backup-header")?.ok_or_else(|| Error::not_a_backup("it has no backup-header"))?;
         let copy_member = find_one(&members, "backup-header.hmac")?
             .ok_or_else(|| Error::truncated("backup-header.hmac", Cut::Missing))?;

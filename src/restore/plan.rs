@@ -111,6 +111,8 @@ impl PlannedFile {
 /// The page's download name of a stored file (a folder of downloads holds every qube's files).
 pub fn download_name(qube: &str, file: &StoredFile) -> String {
     match file.kind {
+        // a format 3 template's whole folder (`vmN/.`), as one tar
+        FileKind::Home if file.name == "." => format!("{}.tar", names::download_name(qube.as_bytes())),
         FileKind::Home => format!("dom0-home-{}.tar", names::download_name(file.name.as_bytes())),
         _ => format!("{}-{}", names::download_name(qube.as_bytes()), names::download_name(file.name.as_bytes())),
     }

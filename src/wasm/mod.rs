@@ -221,7 +221,17 @@ impl BackupHandle {
 
     /// The compressor named by the verified header (`gzip`, `zstd`, ...).
     pub fn compression(&self) -> String {
-        self.backup.compression().name().to_string()
+        self.backup.compressor().to_string()
+    }
+
+    /// The backup format (4, 3 or 2).
+    pub fn format(&self) -> u32 {
+        self.backup.header().version
+    }
+
+    /// What the format does not guarantee (formats 3 and 2), for the page to say; else undefined.
+    pub fn format_note(&self) -> Option<String> {
+        self.backup.format_note().map(str::to_string)
     }
 
     /// The backup's id, from the authenticated header: chunk workers derive each chunk's
@@ -264,7 +274,11 @@ impl BackupHandle {
                         "missing": q.missing.iter().map(err).collect::<Vec<_>>() })
             })
             .collect();
-        Ok(json!({ "workers": workers.workers, "window": workers.window, "kdf_memory": workers.kdf_memory, "qubes": qubes }).to_string())
+        // Formats 3 and 2 have no KDF per piece: the pieces are read and opened right here
+        // ([`BackupHandle::restore_here`]), not by the chunk workers.
+        let here = self.backup.legacy().is_some();
+        Ok(json!({ "workers": workers.workers, "window": workers.window, "kdf_memory": workers.kdf_memory, "qubes": qubes,
+                   "here": here }).to_string())
     }
 
     /// The names a salvaged download and its report are saved under, and the report itself:
@@ -302,17 +316,35 @@ impl BackupHandle {
         Ok(Restorer { inner: Some(if salvage { restore.salvage() } else { restore }) })
     }
 
-    /// Restores the file `path` of `qube` right here, chunk workers bypassed (one KDF per chunk in
-    /// this worker): for a small "file" that turned out to be a folder (R4.0's `apps.templates`),
-    /// saved with `raw` as its tar stream. Returns the report like [`Restorer::finish`].
-    pub fn restore_here(&self, qube: &str, path: &str, raw: bool, sink: JsValue) -> Result<JsValue, JsValue> {
+    /// Restores the file `path` of `qube` right here, chunk workers bypassed: every file of a
+    /// format 3 or 2 backup (`plan_json`'s `here`; `on_piece(n)` after each piece), and a small
+    /// "file" that turned out to be a folder (R4.0's `apps.templates`), saved with `raw` as its
+    /// tar stream (one KDF per chunk in this worker). `sink` null: verify only. Returns the
+    /// report like [`Restorer::finish`].
+    pub fn restore_here(&self, qube: &str, path: &str, raw: bool, sink: JsValue, on_piece: Option<Function>) -> Result<JsValue, JsValue> {
         let files = self.backup.files(qube).map_err(to_js)?;
         let file = files
             .iter()
             .find(|f| f.path == path)
             .ok_or_else(|| to_js(Error::NotFound { what: format!("{path} of qube {qube}") }))?;
-        let sink: Box<dyn VolumeSink> = Box::new(JsSink::new(sink).map_err(to_js)?);
-        let target = if raw { Target::Raw(sink) } else { Target::Volume(sink) };
+        let target = if sink.is_null() || sink.is_undefined() {
+            Target::Verify
+        } else {
+            let sink: Box<dyn VolumeSink> = Box::new(JsSink::new(sink).map_err(to_js)?);
+            match file.kind {
+                _ if raw => Target::Raw(sink),
+                FileKind::Home => Target::Raw(sink),
+                FileKind::Volume | FileKind::Small => Target::Volume(sink),
+            }
+        };
+        if let Some(legacy) = self.backup.legacy() {
+            let mut on_piece = |n: usize| {
+                if let Some(f) = &on_piece {
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from_f64(n as f64));
+                }
+            };
+            return self.backup.restore_pieces(legacy, file, target, &mut on_piece).map(report).map_err(to_js);
+        }
         let mut restore = FileRestore::new(file, self.backup.compression(), target);
         for chunk in &file.chunks {
             let plaintext = self.backup.open_chunk(chunk).map_err(to_js)?;
@@ -329,6 +361,8 @@ impl BackupHandle {
 #[wasm_bindgen]
 pub struct PendingBackup {
     indexed: Option<Indexed<BlobSource>>,
+    /// A format 3 or 2 backup, indexed: it opens in one step ([`PendingBackup::open_legacy`]).
+    legacy: Option<(BlobSource, Vec<crate::format::outer::Member>)>,
     header_work: Option<crate::format::container::LaneWork>,
     authenticated: Option<Authenticated<BlobSource>>,
     early: Option<EarlyChunk>,
@@ -339,8 +373,26 @@ pub struct PendingBackup {
 impl PendingBackup {
     /// Indexes the backup (headers only); nothing is authenticated yet.
     pub fn index(blob: Blob, max_kdf_memory: f64) -> Result<PendingBackup, JsValue> {
-        let indexed = Indexed::index(BlobSource::new(blob).map_err(to_js)?).map_err(to_js)?;
-        Ok(PendingBackup { indexed: Some(indexed), header_work: None, authenticated: None, early: None, limits: limits(max_kdf_memory) })
+        let src = BlobSource::new(blob).map_err(to_js)?;
+        let members = crate::format::outer::index(&src).map_err(to_js)?;
+        let (indexed, legacy) = if crate::format::legacy::is_legacy(&src, &members) {
+            (None, Some((src, members)))
+        } else {
+            (Some(Indexed::from_members(src, members).map_err(to_js)?), None)
+        };
+        Ok(PendingBackup { indexed, legacy, header_work: None, authenticated: None, early: None, limits: limits(max_kdf_memory) })
+    }
+
+    /// A format 3 or 2 backup (Qubes R2, R3.x): no scrypt, it opens with [`PendingBackup::open_legacy`].
+    pub fn is_legacy(&self) -> bool {
+        self.legacy.is_some()
+    }
+
+    /// Opens a format 3 or 2 backup: its header HMAC (a wrong passphrase is thrown here), then
+    /// qubes.xml.
+    pub fn open_legacy(&mut self, passphrase: &[u8]) -> Result<BackupHandle, JsValue> {
+        let (src, members) = self.legacy.take().ok_or_else(|| to_js(Error::internal("open_legacy on a format 4 backup")))?;
+        Ok(BackupHandle { backup: Backup::open_legacy(src, members, passphrase, &self.limits).map_err(to_js)? })
     }
 
     /// qubes.xml's first chunk for a chunk worker to open beside the header's KDF:

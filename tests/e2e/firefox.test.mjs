@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { REPO } from './lib/common.mjs';
 import { assertFilesMatch } from './lib/assertions.mjs';
+import { legacyBackup, legacyExpected, testsuiteBackup, testsuiteExpected } from './lib/legacy.mjs';
 
 const FIREFOX_BIN = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const log = (...a) => console.log('   #', ...a);
@@ -72,8 +73,7 @@ describe('qubes-rescue page in Firefox ESR', () => {
     return { ms: Date.now() - t0, rows: (await s.findAll('[data-testid="qube-row"]')).length, status: (await status()).now };
   }
 
-  async function restoreAll(b) {
-    const expected = expectedFiles(b);
+  async function restoreAll(b, expected = expectedFiles(b)) {
     await load();
     const o = await open(b.path, b.passphrase);
     assert.ok(o.rows > 0, `no qubes listed: ${await describeAll()}`);
@@ -119,6 +119,18 @@ describe('qubes-rescue page in Firefox ESR', () => {
       await restoreAll(pick((b) => b.file === file));
     });
   }
+
+  // Issue 12: formats 3 and 2 (Qubes R2, R3.x).
+  for (const file of ['v3-enc-gzip.bin', 'v2-enc-multivolume.bin']) {
+    it(`restores the format ${file[1]} backup ${file} byte-exact`, { timeout: 10 * 60e3 }, async () => {
+      const b = legacyBackup(file);
+      await restoreAll(b, legacyExpected(b));
+    });
+  }
+  it("restores Qubes' own format 3 test backup v3_test_220_r2_encrypted byte-exact", { timeout: 10 * 60e3 }, async () => {
+    const b = testsuiteBackup('v3_test_220_r2_encrypted');
+    await restoreAll(b, testsuiteExpected(b));
+  });
 
   it('browses a qube without restoring it first and downloads one nested file byte-exact', { timeout: 10 * 60e3 }, async () => {
     const b = pick('gzip', 'pax-sparse');

@@ -57,7 +57,9 @@ export function filesProblems(got, expected, { allowExtra = false } = {}) {
     const g = got[name];
     if (!g) { problems.push(`missing download ${name}`); continue; }
     if (g.error) { problems.push(`download ${name} failed: ${g.error}`); continue; }
-    if (exp.kind === 'home-tar') {
+    if (exp.kind === 'present') {
+      if (!(g.size > 0)) problems.push(`${name}: empty`);
+    } else if (exp.kind === 'home-tar') {
       if (!g.tar) problems.push(`${name}: could not read as tar (${g.tarError || 'not parsed'})`);
       else problems.push(...homeTarProblems(g.tar, exp));
     } else if (g.size !== exp.size) {

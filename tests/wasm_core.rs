@@ -171,3 +171,42 @@ fn the_pages_chunk_opener_reports_a_swapped_chunk_as_tampered() {
     other[0] ^= 1;
     assert_eq!(class(keys.release_key(&other, &mac).err().unwrap()), "tampered");
 }
+
+/// The page spreads a KDF's lanes over its workers: each lane of a p=4 chunk (made by the real
+/// `scrypt enc`) run on its own by `kdf_lane`, in any order, and joined by the core, opens the
+/// chunk exactly as the one-worker path; a lane left out, or lanes of another chunk, never do.
+#[wasm_bindgen_test]
+fn a_p4_chunk_opens_from_lanes_run_apart_and_not_from_wrong_ones() {
+    use qubes_rescue::wasm::{kdf_lane, ChunkOpener};
+    let bytes: &[u8] = include_bytes!("fixtures/made/kdf-p4.bin");
+    let backup = Backup::open(bytes.to_vec(), b"qubes", &Limits::default()).unwrap();
+    let file = backup.qubes().iter().flat_map(|q| backup.files(&q.name).unwrap()).find(|f| f.chunks.len() >= 2).unwrap();
+    let member = |m: &qubes_rescue::format::outer::Member| &bytes[m.offset as usize..(m.offset + m.size) as usize];
+    let (first, second) = (&file.chunks[0], &file.chunks[1]);
+    let opener = ChunkOpener::new(&backup.header().backup_id, b"qubes", (2u64 << 30) as f64);
+    let size = first.size as f64;
+    let get = |o: &wasm_bindgen::JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).unwrap();
+    let run = |name: &str, head: &[u8]| {
+        let mut kdf = opener.begin(name, head, size, size).unwrap();
+        let work = kdf.lanes();
+        let lanes = js_sys::Array::from(&get(&work, "lanes"));
+        let (log_n, r) = (get(&work, "logN").as_f64().unwrap() as u8, get(&work, "r").as_f64().unwrap() as u32);
+        assert_eq!(lanes.length(), 4, "p=4");
+        let outs = js_sys::Array::new();
+        for i in (0..4).rev() {
+            let lane = js_sys::Uint8Array::from(lanes.get(i)).to_vec();
+            outs.unshift(&js_sys::Uint8Array::from(&kdf_lane(name, lane, log_n, r, (2u64 << 30) as f64).unwrap()[..]));
+        }
+        (kdf.unlock(outs.clone()), outs)
+    };
+    let (keys, outs) = run(&first.name, &member(first)[..128]);
+    assert_eq!(keys.unwrap().open(member(first)).unwrap(), backup.open_chunk(first).unwrap());
+    let class = |e: wasm_bindgen::JsValue| get(&e, "class").as_string().unwrap();
+    // The second chunk's KDF joined with the first chunk's lanes: its header MAC fails.
+    let mut other = opener.begin(&second.name, &member(second)[..128], second.size as f64, second.size as f64).unwrap();
+    assert_eq!(class(other.unlock(outs.clone()).err().unwrap()), "tampered");
+    // Three lanes back for p=4: a bug of the page, said so.
+    let mut short = opener.begin(&first.name, &member(first)[..128], size, size).unwrap();
+    outs.pop();
+    assert_eq!(class(short.unlock(outs).err().unwrap()), "internal");
+}

@@ -26,7 +26,7 @@ mod browse;
 mod chunk;
 mod lanes;
 pub use browse::{Browser, FileStream, ZipStream};
-pub use chunk::{ChunkKeys, ChunkOpener};
+pub use chunk::{ChunkKdf, ChunkKeys, ChunkOpener};
 pub use lanes::kdf_lane;
 
 pub(crate) fn to_js(e: Error) -> JsValue {

@@ -436,7 +436,9 @@ function restoreView(ui, browse) {
     if (!errs.length) {
       setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + (m.verifyOnly ? ', all intact.' :
         runOutput === 'dir' ? ' into the folder you chose.' : runOutput === 'keep' ? ' for browsing (kept in this page; nothing was downloaded).' :
-        '. If the browser asked whether this page may download several files, allow it.'));
+        ' and offered as downloads. The page cannot see whether the browser saved them: check that each file listed ' +
+        'below is in your downloads folder (allow several downloads if the browser asks; a private window may cancel ' +
+        'files of several GB).'));
     } else {
       const first = errs[0];
       const failedQubes = [...new Set(errs.map((e) => e.qube))];

@@ -15,7 +15,7 @@ export function findGeckodriver() {
   return cands.find((p) => p && existsSync(p));
 }
 
-async function freePort() {
+export async function freePort() {
   const s = net.createServer();
   await new Promise((r) => s.listen(0, '127.0.0.1', r));
   const { port } = s.address();

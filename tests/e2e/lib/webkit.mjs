@@ -6,22 +6,14 @@
 // window, which shrinks the page's view until clicks miss: each load() starts a fresh browser.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor } from './common.mjs';
 import { inspectDownload } from './inspect.mjs';
-import { Session } from './webdriver.mjs';
+import { Session, freePort } from './webdriver.mjs';
 
 export const WEBKIT_DRIVER = process.env.WEBKIT_DRIVER || '/usr/bin/WebKitWebDriver';
 export const MINIBROWSER = process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** WebKitWebDriver (in its own X server) and a MiniBrowser session; `newSession()` replaces the
  *  session with a fresh browser; `close()` ends both and removes the download folder. */

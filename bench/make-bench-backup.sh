@@ -23,7 +23,7 @@ SIZE_MIB=${2:-350}
 (( SIZE_MIB >= 40 )) || { echo "SIZE_MIB must be >= 40" >&2; exit 2; }
 PASS=${BENCH_PASS:-bench}
 ID=$(date +%Y%m%dT%H%M%S)-$$                 # Qubes: datetime.now().strftime('%Y%m%dT%H%M%S-') + pid
-export SCRYPT_ARGS=                           # scrypt's defaults, exactly like Qubes
+export SCRYPT_ARGS=${BENCH_SCRYPT_ARGS:-}        # scrypt's defaults, exactly like Qubes (BENCH_SCRYPT_ARGS="--logN 19 -r 8 -p 4": a dom0-like p=4)
 CHUNK=104857600
 
 # shellcheck source=../tests/qubes-backup.sh

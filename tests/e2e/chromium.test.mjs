@@ -93,7 +93,7 @@ describe('qubes-rescue page in Chromium', () => {
 
   // Issue 12: formats 3 and 2 (Qubes R2, R3.x) in the page, from the backups the real tools made
   // and from Qubes' own test suite.
-  for (const file of ['v3-enc-gzip.bin', 'v3-plain-bzip2.bin', 'v2-enc-multivolume.bin', 'v2-gzip-multivolume.bin']) {
+  for (const file of ['v3-enc-gzip.bin', 'v3-plain-bzip2.bin', 'v3-sha256-xz.bin', 'v3-big-sparse.bin', 'v2-enc-multivolume.bin', 'v2-gzip-multivolume.bin']) {
     it(`restores the format ${file[1]} backup ${file} byte-exact`, async () => {
       await restoreLegacy(legacyBackup(file), legacyExpected);
     });

@@ -163,11 +163,7 @@ impl BackupWriter {
     /// A small regular file through the GNU tar path (`firewall.xml`, `notes.txt`, `empty`).
     pub fn file(&mut self, subdir: &str, name: &str, bytes: &[u8]) {
         let path = format!("{subdir}{name}");
-        let mut tar = Vec::new();
-        gnu_member(&mut tar, &path, &GnuEntry::file(0o644, bytes.len() as u64, now().0, b'0'));
-        tar.extend_from_slice(bytes);
-        pad_to(&mut tar, BLOCK);
-        gnu_finish(&mut tar);
+        let tar = gnu_file_tar(&path, bytes);
         self.members.push(Member::Stream { path, tar });
     }
 
@@ -373,8 +369,20 @@ pub(super) fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.push(b'\n');
 }
 
+/// One regular file as GNU tar archives it.
+fn gnu_file_tar(path: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    gnu_member(&mut tar, path, &GnuEntry::file(0o644, bytes.len() as u64, now().0, b'0'));
+    tar.extend_from_slice(bytes);
+    pad_to(&mut tar, BLOCK);
+    gnu_finish(&mut tar);
+    tar
+}
+
 mod gnu;
+mod legacy;
 mod outer;
+pub use legacy::{openssl_enc, LegacyWriter};
 mod tarwriter;
 use gnu::*;
 use outer::*;

@@ -126,6 +126,19 @@ impl PieceMac {
     }
 }
 
+impl PieceMac {
+    /// The tag itself (the test writer's half; a restore only ever verifies).
+    pub fn finalize(self) -> Vec<u8> {
+        match self {
+            PieceMac::Sha1(m) => m.finalize().into_bytes().to_vec(),
+            PieceMac::Sha224(m) => m.finalize().into_bytes().to_vec(),
+            PieceMac::Sha256(m) => m.finalize().into_bytes().to_vec(),
+            PieceMac::Sha384(m) => m.finalize().into_bytes().to_vec(),
+            PieceMac::Sha512(m) => m.finalize().into_bytes().to_vec(),
+        }
+    }
+}
+
 /// Whether `tag` is HMAC-`algorithm`(`passphrase`, `bytes`).
 pub fn verify(algorithm: HmacAlgorithm, passphrase: &[u8], bytes: &[u8], tag: &[u8]) -> bool {
     let mut mac = PieceMac::new(algorithm, passphrase);

@@ -235,6 +235,8 @@ impl ZipWriter {
 
     fn check_closed(&self, what: &str) -> Result<()> {
         match self.closed {
+            // The sink failed before (disk full, cancelled): still an I/O failure, not a bug.
+            Some(why) if why == WRITE_FAILED => Err(Error::Io(format!("zip: {what} refused: {why}"))),
             Some(why) => Err(misuse(what, why)),
             None => Ok(()),
         }
@@ -242,7 +244,7 @@ impl ZipWriter {
 
     fn emit(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         if let Err(e) = out(bytes) {
-            self.closed = Some("an earlier write failed");
+            self.closed = Some(WRITE_FAILED);
             self.open = None;
             return Err(e);
         }
@@ -354,6 +356,8 @@ fn check_name(name: &[u8]) -> Result<()> {
 fn bad_name(name: &[u8], why: &str) -> Error {
     Error::Io(format!("zip: refused the entry name {:?}: it {why}", String::from_utf8_lossy(name)))
 }
+
+const WRITE_FAILED: &str = "an earlier write failed";
 
 fn misuse(what: &str, why: &str) -> Error {
     Error::internal(format!("zip: {what} refused: {why}"))

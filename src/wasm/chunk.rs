@@ -71,7 +71,7 @@ pub struct ChunkKdf {
 impl ChunkKdf {
     /// `{logN, r, lanes: [Uint8Array…]}` (see `wasm::lanes`).
     pub fn lanes(&self) -> JsValue {
-        super::lanes::lanes_js(&self.work, 1, 0.0, 0.0)
+        super::lanes::lanes_js(&self.work)
     }
 
     /// Joins the lanes the workers ran (in lane order) and checks the header MAC, with the

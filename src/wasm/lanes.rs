@@ -9,17 +9,14 @@
 
 use super::{limits, to_js};
 use crate::error::Error;
-use crate::format::container::{self, LaneWork};
+use crate::format::container::{self, LaneWork, Limits};
 use crate::restore::WorkerPlan;
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-/// `{logN, r, lanes: [Uint8Array…], workers}` for JS: `workers` is how many lanes may run at once
-/// within `memory_budget` on `pool` workers (the same rule as a restore's worker plan).
-pub(crate) fn lanes_js(work: &LaneWork, pool: usize, memory_budget: f64, max_kdf_memory: f64) -> JsValue {
+/// `{logN, r, lanes: [Uint8Array…]}` for JS.
+pub(crate) fn lanes_js(work: &LaneWork) -> JsValue {
     let p = work.params;
-    let lane_memory = crate::kdf::plan(p.log_n(), p.r(), limits(max_kdf_memory).max_kdf_memory).map_or(p.lane_memory(), |pl| pl.memory);
-    let workers = WorkerPlan::new(lane_memory, 0, pool, memory_budget as u64).workers;
     let lanes = Array::new();
     for i in 0..p.p() {
         let lane = crate::kdf::lane(&work.lanes, &p, i).expect("p lanes of 128·r bytes");
@@ -29,8 +26,15 @@ pub(crate) fn lanes_js(work: &LaneWork, pool: usize, memory_budget: f64, max_kdf
     let _ = Reflect::set(&o, &"logN".into(), &JsValue::from(p.log_n()));
     let _ = Reflect::set(&o, &"r".into(), &JsValue::from(p.r()));
     let _ = Reflect::set(&o, &"lanes".into(), &lanes);
-    let _ = Reflect::set(&o, &"workers".into(), &JsValue::from(workers as u32));
     o.into()
+}
+
+/// How many of `work`'s lanes may run at once within `memory_budget` on `pool` workers (the
+/// same rule as a restore's worker plan), each lane's V within `limits`.
+pub(crate) fn lane_workers(work: &LaneWork, pool: usize, memory_budget: f64, limits: &Limits) -> usize {
+    let p = work.params;
+    let lane_memory = crate::kdf::plan(p.log_n(), p.r(), limits.max_kdf_memory).map_or(p.lane_memory(), |pl| pl.memory);
+    WorkerPlan::new(lane_memory, 0, pool, memory_budget as u64).workers
 }
 
 /// Puts the lanes the workers ran (in lane order) back into `work`.

@@ -421,7 +421,9 @@ impl PendingBackup {
     pub fn header_lanes(&mut self, passphrase: &[u8], pool: usize, memory_budget: f64) -> Result<JsValue, JsValue> {
         let indexed = self.indexed.as_ref().ok_or_else(|| to_js(Error::internal("header lanes after authenticate")))?;
         let work = indexed.header_lanes(passphrase, &self.limits).map_err(to_js)?;
-        let js = lanes::lanes_js(&work, pool, memory_budget, self.limits.max_kdf_memory as f64);
+        let js = lanes::lanes_js(&work);
+        let workers = lanes::lane_workers(&work, pool, memory_budget, &self.limits);
+        let _ = Reflect::set(&js, &"workers".into(), &JsValue::from(workers as u32));
         self.header_work = Some(work);
         Ok(js)
     }

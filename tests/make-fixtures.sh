@@ -464,6 +464,9 @@ if __name__ == '__main__':
             f.write(txt + '\n')
     elif cmd == 'png':
         png(sys.argv[2], seed=int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+    elif cmd == 'runs':                      # {size, runs} of a file, as the manifest gives them
+        size, runs = runs_of(sys.argv[2])   # (SEEK_DATA: a 20 GiB sparse file in milliseconds)
+        json.dump({'size': size, 'runs': runs}, sys.stdout)
     elif cmd == 'random':                    # deterministic pseudo-random bytes: random N SEED
         import random
         r = random.Random(int(sys.argv[3]))
@@ -623,7 +626,7 @@ assert_last_chunk_empty() {
 }
 
 echo "== backups" >&2
-ALL="gzip-pax.bin gzip-gnu.bin bzip2.bin xz.bin lzma.bin zstd.bin uncompressed.bin big-sparse.bin many-chunks.bin empty-final-chunk.bin demo.bin"
+ALL="gzip-pax.bin gzip-gnu.bin bzip2.bin xz.bin lzma.bin zstd.bin uncompressed.bin big-sparse.bin huge-sparse.bin many-chunks.bin empty-final-chunk.bin demo.bin"
 
 # gzip-pax / gzip-gnu: the full set — AppVM (ext4 private, firewall, notes), StandaloneVM (GPT root +
 # ext4 private), dom0 home; 64 KiB chunks so that volumes span several chunks
@@ -737,6 +740,25 @@ if want big-sparse.bin; then
     vol 30 private "$SRC/big.img" pax
     vm 31 biggnu AppVM yellow debian-12-xfce file
     vol 31 private "$SRC/big.img" gnu
+    finish_backup
+fi
+
+# huge-sparse: a 20 GiB private.img with 20 MiB of data (a template's or standalone's root.img is
+# routinely 10-20 GiB and mostly holes): what Firefox's storage refused as one file and what every
+# engine must restore (issue 11). The data is text, so the fixture stays small; the last run ends
+# the image.
+if want huge-sparse.bin; then
+    G=$((1024 * 1024 * 1024)); M=$((1024 * 1024))
+    rm -f -- "$SRC/huge.img"; truncate -s 20G "$SRC/huge.img"
+    for spec in "0:$((8 * M))" "$((10 * G)):$((8 * M))" "$((20 * G - 4 * M)):$((4 * M))"; do
+        IFS=: read -r o l <<< "$spec"
+        head -c "$l" < <(yes "qubes-rescue huge-sparse run at byte $o") | dd of="$SRC/huge.img" bs=1M seek="$o" oflag=seek_bytes conv=notrunc status=none
+    done
+    new_backup huge-sparse.bin qubes 20240402T120000-2002 gzip $((16 * M)) \
+        "20 GiB private.img with 20 MiB of text data in 3 runs, the last one ending the image" \
+        huge pax-sparse ends-in-data
+    vm 32 huge AppVM yellow debian-12-xfce lvm
+    vol 32 private "$SRC/huge.img" pax
     finish_backup
 fi
 

@@ -37,6 +37,7 @@ page.serve({
       throw toErr(e, 'starting a chunk worker');
     }
     maxKdfMemory = m.maxKdfMemory;
+    wasm_bindgen.kdf_warm_up(); // the optimized ROMix ready before the first real KDF (see lanes.rs)
     return { webCrypto: useWebCrypto };
   },
 });

@@ -1,5 +1,6 @@
 // Uses: wasm_bindgen (glue), toErr, initWasm (common.js), fmtBytes (fmt.js), Bridge (bridge.js),
-//   Reads (reads.js), blobSink, opfsSink, dirSink, opfsFolder, clearFolder (sinks.js).
+//   Reads (reads.js), blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFolder,
+//   clearFolder (sinks.js).
 // Coordinator worker: owns the backup File, the core's Backup (outer index, header, qubes.xml) and
 // the sequential stage (decompress → inner tar → sink), one FileRestore per recovered file.
 // Chunk workers do the per-chunk work in parallel; their verified plaintext comes back here and is
@@ -7,12 +8,13 @@
 //
 // Requests (page → coordinator, a Bridge over the worker): init {module, maxKdfMemory, memoryBudget,
 //   workerReads} → {opfs} · open {blob, passphrase} → {qubes, compression, openMs, earlyQubesXml, openReads} · run {qubes, mode:
-//   restore|verify, output: download|keep|dir, dir?, salvage} → {errors, verifyOnly, stats}, or
+//   restore|verify, output: download|keep|dir|archive, dir?, salvage} → {errors, verifyOnly, stats, archive}, or
 //   Bridge.CANCELLED once cancelled (keep: like download, but the page only browses the files
-//   unless asked to save them). Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
+//   unless asked to save them; archive: one tar, run's result `archive` {blob, download, files}) ·
+//   suggest {files, bytes} → whether one archive is the default output. Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
 //   warning · file-start · progress {id, done, total, bytesDone, bytesTotal, elapsedMs} ·
 //   chunk {kdfMs, cryptoMs, readMs} · file-done {id, name, download, size, stored, blob|null,
-//   browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null} · file-failed {id, err} ·
+//   browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null, inArchive} · file-failed {id, err} ·
 //   missing {qube, err}. Events (page → coordinator): pool {ports} · replace {index, port}.
 // Coordinator → page: read (see reads.js), when this browser cannot read Blobs in workers.
 // Coordinator → chunk worker (a Bridge over its own MessageChannel): see chunk.js.
@@ -34,7 +36,7 @@ let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
 
 const page = new Bridge(self);
-page.serve({ init, open: openBackup, run: runRequest });
+page.serve({ init, open: openBackup, run: runRequest, suggest: (m) => wasm_bindgen.archive_by_default(m.files, m.bytes) });
 page.on('pool', (m) => setPool(m.ports));
 page.on('replace', (m) => replaceWorker(m.index, m.port));
 
@@ -245,6 +247,12 @@ async function startRun(m, emit) {
 
   if (!verifyOnly) await checkSpace(m.qubes, emit);
   if (opfsRoot && !verifyOnly && m.output !== 'dir') await clearFolder(opfsRoot).catch(() => {});
+  if (m.output === 'archive' && !verifyOnly) {
+    // One download: each file goes into one tar as it ends (src/output/archive.rs).
+    R.archiveFolder = wasm_bindgen.archive_folder(JSON.stringify(m.qubes));
+    R.archive = await archiveWriter(opfsRoot, myGen + '-' + R.archiveFolder + '.tar');
+    R.archived = [];
+  }
 
   pump();
   const reported = new Set();
@@ -315,8 +323,13 @@ async function startRun(m, emit) {
   if (!R.cancelled) for (const q of m.qubes) if (!reported.has(q)) { reported.add(q); report(q); }
   const done = R;
   if (run === R) run = null;
-  if (done.cancelled) return Bridge.CANCELLED;
-  return { errors: done.errors, verifyOnly,
+  if (done.cancelled) { if (done.archive) done.archive.abort(); return Bridge.CANCELLED; }
+  let archive = null;
+  if (done.archive && done.archived.length) {
+    const blob = await done.archive.finish(wasm_bindgen.archive_end());
+    archive = { blob, download: done.archiveFolder + '.tar', files: done.archived };
+  } else if (done.archive) done.archive.abort();
+  return { errors: done.errors, verifyOnly, archive,
     stats: { kdfMs: done.kdfMs, cryptoMs: done.cryptoMs, readMs: done.readMs, pushMs: done.pushMs, totalMs: performance.now() - done.t0,
       workers: done.workers, laneWorkers: done.laneWorkers } };
 }
@@ -445,6 +458,8 @@ async function beginFile(f, run) {
     // (a salvaged file gets another name: downloaded; formats 3/2 restore in one synchronous
     // call, which a folder's asynchronous writes cannot follow: downloaded too)
     f.sink = await dirSink(run.dir, f.download);
+  } else if (run.archive) {
+    f.sink = opfsRoot ? await opfsRunSink(opfsRoot, f.id + '-' + f.download) : runSink();
   } else if (opfsRoot && f.kind !== 'small') {
     f.sink = await opfsSink(opfsRoot, f.id + '-' + f.download);
   } else {
@@ -477,6 +492,12 @@ async function endFile(f, run) {
   const out = f.sink ? await f.sink.finish() : null;
   f.sink = null;
   if (run.cancelled) return;
+  if (run.archive && out) {
+    const browse = await toArchive(run, f.download, out);
+    run.emit('file-done', { id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse, download: f.download, size: report.size, stored: report.stored,
+      outSize: null, tree: !!report.tree, blob: null, inArchive: true, savedToDisk: false, placeholder: f.placeholder, elapsedMs: performance.now() - f.t0 });
+    return;
+  }
   // Saved to a folder: the browser reads the file back from there.
   let browse = out;
   if (!out && run.output === 'dir' && run.dir && !run.verifyOnly && !f.placeholder) {
@@ -497,7 +518,7 @@ async function endSalvage(f, run) {
   if (damage && !report.found) return failFile(run, f, damage);
   const names = damage ? wasm_bindgen.BackupHandle.salvage_outputs(f.download, new Float64Array(report.lost.flat())) : null;
   if (damage) f.download = names.image;
-  const out = await f.sink.finish();
+  let out = await f.sink.finish();
   f.sink = null;
   if (run.cancelled) return;
   let json = null;
@@ -505,10 +526,25 @@ async function endSalvage(f, run) {
     json = new Blob([names.json], { type: 'application/json' });
     run.errors.push(Object.assign({ qube: f.qube, file: f.download }, damage));
   }
+  if (run.archive) {
+    out = await toArchive(run, f.download, out);
+    if (json) await toArchive(run, names.report, json);
+  }
   run.emit('file-done', { id: f.id, qube: f.qube, kind: f.kind, name: f.name, browse: out, download: f.download, size: report.size,
-    stored: report.stored, outSize: out ? out.size : null, tree: false, blob: out, placeholder: false, elapsedMs: performance.now() - f.t0,
-    salvaged: damage ? { lost: report.lost, damage, json, jsonName: names.report } : null,
-    savedToDisk: false });
+    stored: report.stored, outSize: out && !run.archive ? out.size : null, tree: false, blob: run.archive ? null : out, placeholder: false,
+    elapsedMs: performance.now() - f.t0, salvaged: damage ? { lost: report.lost, damage, json, jsonName: names.report } : null,
+    savedToDisk: false, inArchive: !!run.archive });
+}
+
+// Puts a restored file (a run sink's {size, runs, data|handle}, or a Blob) into the run's
+// archive, as the core lays it out; returns what Browse can read of it (null when its data was
+// only in OPFS).
+async function toArchive(run, download, out) {
+  if (out instanceof Blob) out = { size: out.size, runs: out.size ? [0, out.size] : [], data: out };
+  const member = wasm_bindgen.archive_member(run.archiveFolder, download, out.size, new Float64Array(out.runs));
+  await run.archive.add(member, out);
+  run.archived.push(download);
+  return out.image ? out.image() : null;
 }
 
 function failFile(r, f, err) {

@@ -4,10 +4,12 @@
 // write(offset, bytes) with ascending offsets; `bytes` may be a view into wasm memory, valid
 // only during the call (it is copied or written at once). finish() gives the result: a Blob
 // (or an OPFS File), or null when it went to a folder on disk.
-// Defines: blobSink, opfsSink, dirSink, opfsFolder, clearFolder.
+// The archive output (one .tar for a whole restore) takes each file from a run sink (its data
+// runs, no zeros) and puts the core's headers around it (src/output/archive.rs).
+// Defines: blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFolder, clearFolder.
 'use strict';
 
-const { blobSink, opfsSink, dirSink, opfsFolder, clearFolder } = (() => {
+const { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFolder, clearFolder } = (() => {
   const MiB = 1024 * 1024;
   const COALESCE = 8 * MiB;      // output writes are gathered into parts of this size
   const ZERO_LEN = 4 * MiB;      // holes are slices of one shared zero Blob of this size
@@ -91,7 +93,7 @@ const { blobSink, opfsSink, dirSink, opfsFolder, clearFolder } = (() => {
     };
     const left = await full();
     const tooBig = (n) => new DOMException(name.replace(/^\d+-/, '') + ' is ' + fmtBytes(n) + ', more than this browser lets the page store' + left +
-      '; restore this qube on its own once the other downloads have finished, or use Chromium or the qubes-rescue command', 'QuotaExceededError');
+      '; choose "One archive", which stores only the data of sparse volumes, or restore this qube on its own once the other downloads have finished, or use the qubes-rescue command', 'QuotaExceededError');
     return {
       set_len(n) {
         len = n;
@@ -143,6 +145,136 @@ const { blobSink, opfsSink, dirSink, opfsFolder, clearFolder } = (() => {
     };
   }
 
+  // A file as its data runs for the archive: finish() gives {size, runs: [offset, length, …],
+  // data: Blob of the runs' bytes, one after another}. Memory ≈ data (Blob parts).
+  function runSink() {
+    const parts = [], runs = [];
+    let len = null;
+    const c = coalescer((offset, blob) => {
+      const n = runs.length;
+      if (n && runs[n - 2] + runs[n - 1] === offset) runs[n - 1] += blob.size; else runs.push(offset, blob.size);
+      parts.push(blob);
+    });
+    return {
+      set_len(n) { len = n; },
+      write(offset, view) { c.write(offset, view); },
+      async finish() {
+        c.flush();
+        const size = len !== null ? len : c.end;
+        // image(): the whole file (zeros in the holes), for Browse; parts are references.
+        const image = () => {
+          const all = [];
+          let pos = 0;
+          for (let i = 0, p = 0; i < runs.length; i += 2) {
+            if (runs[i] > pos) all.push(...zeros(runs[i] - pos));
+            for (let left = runs[i + 1]; left > 0; p++) { all.push(parts[p]); left -= parts[p].size; }
+            pos = runs[i] + runs[i + 1];
+          }
+          if (size > pos) all.push(...zeros(size - pos));
+          return new Blob(all);
+        };
+        return { size, runs, data: new Blob(parts), image };
+      },
+    };
+  }
+
+  // The same in an OPFS file (Firefox): the runs' bytes one after another, so the quota counts
+  // the data, not the image's length. finish() gives {size, runs, file: OPFS sync handle,
+  // stored, done()}: archiveWriter copies it, then done() removes it.
+  async function opfsRunSink(dir, name) {
+    const fh = await dir.getFileHandle(name, { create: true });
+    const h = await fh.createSyncAccessHandle();
+    h.truncate(0);
+    const runs = [];
+    let len = null, pos = 0, end = 0;
+    return {
+      set_len(n) { len = n; },
+      write(offset, view) {
+        if (offset < end) throw new Error('the archive wrote out of order (offset ' + offset + ' after ' + end + ')');
+        const n = runs.length;
+        if (n && runs[n - 2] + runs[n - 1] === offset) runs[n - 1] += view.length; else runs.push(offset, view.length);
+        writeAll(h, view, pos, name);
+        pos += view.length;
+        end = offset + view.length;
+      },
+      async finish() {
+        h.flush();
+        return { size: len !== null ? len : end, runs, handle: h, stored: pos,
+          done() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); } };
+      },
+      abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
+    };
+  }
+
+  function writeAll(h, view, at, name) {
+    let p = 0;
+    while (p < view.length) {
+      let n = 0;
+      try { n = h.write(view.subarray(p), { at: at + p }); } catch (e) { n = 0; }
+      if (n <= 0) throw new DOMException('the browser refused to store more of ' + name + ' (about ' + fmtBytes(at + p) + ' stored)', 'QuotaExceededError');
+      p += n;
+    }
+  }
+
+  // One tar for a whole restore. add(member, out) appends a file: the core's member
+  // {header, pieces, padding} (src/wasm/archive.rs) around the data of `out` (a runSink's
+  // {data: Blob} or an opfsRunSink's {handle}); finish(end) gives the archive: a Blob of parts
+  // (memory ≈ the files' data), or, with `dir` (OPFS, Firefox), one file written in order, which
+  // the browser downloads from disk.
+  async function archiveWriter(dir, name) {
+    // put(x): x is bytes, or (only where `slices`) a Blob slice of the file's data
+    const each = async (member, out, put, slices) => {
+      put(member.header);
+      const p = member.pieces;
+      for (let i = 0; i < p.length; i += 3) {
+        if (p[i] === 0) put(new Uint8Array(p[i + 1]));
+        else if (slices && !out.handle) put(out.data.slice(p[i + 1], p[i + 2]));
+        else await copyData(out, p[i + 1], p[i + 2], put);
+      }
+      put(new Uint8Array(member.padding));
+    };
+    if (!dir) {
+      const parts = [];
+      return {
+        async add(member, out) { await each(member, out, (x) => parts.push(x instanceof Blob ? x : x.slice()), true); },
+        async finish(end) { parts.push(end); return new Blob(parts, { type: 'application/x-tar' }); },
+        abort() { parts.length = 0; },
+      };
+    }
+    const fh = await dir.getFileHandle(name, { create: true });
+    const h = await fh.createSyncAccessHandle();
+    h.truncate(0);
+    let pos = 0;
+    const put = (view) => { writeAll(h, view, pos, name); pos += view.length; };
+    return {
+      async add(member, out) {
+        await each(member, out, put, false);
+        if (out.done) out.done();
+      },
+      async finish(end) { put(end); h.flush(); h.close(); return await fh.getFile(); },
+      abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
+    };
+  }
+
+  // Bytes from..to of a file's data, to `put`, read in COALESCE pieces (from its OPFS handle, or
+  // its Blob).
+  async function copyData(out, from, to, put) {
+    const buf = new Uint8Array(Math.min(COALESCE, to - from));
+    for (let at = from; at < to;) {
+      const n = Math.min(buf.length, to - at);
+      let got;
+      if (out.handle) {
+        got = out.handle.read(buf.subarray(0, n), { at });
+        if (got <= 0) throw new Error('reading back a restored file failed at byte ' + at);
+        put(buf.subarray(0, got));
+      } else {
+        got = n;
+        put(new Uint8Array(await out.data.slice(at, at + n).arrayBuffer()));
+      }
+      at += got;
+    }
+  }
+
   // An emptied OPFS folder for opfsSink, if this browser allows sync access handles here
   // (Firefox; Chromium refuses OPFS on file://); null otherwise.
   async function opfsFolder(name) {
@@ -166,5 +298,5 @@ const { blobSink, opfsSink, dirSink, opfsFolder, clearFolder } = (() => {
     }
   }
 
-  return { blobSink, opfsSink, dirSink, opfsFolder, clearFolder };
+  return { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFolder, clearFolder };
 })();

@@ -25,6 +25,7 @@ function restoreView(ui, browse) {
   let runOutput = 'download';
   let runMode = 'restore';
   let pendingBrowse = null; // qube to open once its restore finishes
+  let outputChosen = false;  // the user picked an output: no more default from the selection
 
   function setBusy(b) {
     busy = b;
@@ -180,8 +181,22 @@ function restoreView(ui, browse) {
   function syncSelectAll() {
     const cbs = checkboxes();
     el.selectAll.checked = cbs.length > 0 && cbs.every((c) => c.checked);
+    suggestOutput();
   }
-  el.selectAll.addEventListener('change', () => { for (const c of checkboxes()) c.checked = el.selectAll.checked; });
+  el.selectAll.addEventListener('change', () => { for (const c of checkboxes()) c.checked = el.selectAll.checked; suggestOutput(); });
+
+  // One archive or a download per file, as the core suggests for the selection (its volumes,
+  // or its home folder, and its data size), until the user picks one.
+  function suggestOutput() {
+    if (outputChosen) return;
+    const sel = qubes.filter((q) => checkboxes().some((c) => c.checked && c.closest('tr').dataset.qube === q.name));
+    const files = sel.reduce((a, q) => a + Math.max(1, (q.volumes || []).length), 0);
+    const bytes = sel.reduce((a, q) => a + (q.size || 0), 0);
+    ui.coordinator.call('suggest', { files, bytes }).then((archive) => {
+      if (!outputChosen) document.querySelector('input[name=output][value=' + (archive ? 'archive' : 'download') + ']').checked = true;
+    }, () => {});
+  }
+  for (const r of document.querySelectorAll('input[name=output]')) r.addEventListener('change', () => { outputChosen = true; });
 
   // ------------------------------------------------------------ step 3: restore / verify
 
@@ -212,7 +227,7 @@ function restoreView(ui, browse) {
     setBusy(true);
     setStatus('working', (mode === 'verify' ? 'Verifying ' : 'Restoring ') + names.join(', ') + '…');
     warn('');
-    const output = only ? 'keep' : mode === 'restore' && document.querySelector('input[name=output]:checked').value === 'dir' ? 'dir' : 'download';
+    const output = only ? 'keep' : mode === 'restore' ? document.querySelector('input[name=output]:checked').value : 'download';
     let dir = null;
     if (output === 'dir') {
       try {
@@ -309,9 +324,9 @@ function restoreView(ui, browse) {
       f.li.querySelector('progress').value = f.li.querySelector('progress').max;
       fileState(m.id, 'ok');
       f.li.querySelector('.figures').textContent = m.placeholder ? 'Checked. Nothing to save: Qubes stores this empty file for a qube that has no data.' :
-        m.kind === 'home' || m.tree ? (m.blob || m.savedToDisk ? 'Restored as a tar archive' + (m.outSize != null ? ' of ' + fmtBytes(m.outSize) : '') : 'Verified') +
+        m.kind === 'home' || m.tree ? (m.blob || m.savedToDisk || m.inArchive ? 'Restored as a tar archive' + (m.outSize != null ? ' of ' + fmtBytes(m.outSize) : '') : 'Verified') +
           ' (' + fmtBytes(m.size) + ' in files) in ' + fmtTime(m.elapsedMs) + '.' :
-        (m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
+        (m.inArchive ? 'In the archive: ' : m.blob || m.savedToDisk ? 'Restored: ' : 'Verified: ') + fmtBytes(m.size) +
         (m.stored < m.size ? ' (' + fmtBytes(m.stored) + ' of data, the rest is empty space)' : '') + ' in ' + fmtTime(m.elapsedMs) + '.';
     }
     if (m.browse && (m.kind === 'volume' || m.kind === 'home') && !m.tree) browse.keep(m);
@@ -350,7 +365,7 @@ function restoreView(ui, browse) {
       const st = f.li.querySelector('.state');
       st.className = 'state warn';
       st.textContent = 'salvaged';
-      f.li.querySelector('.figures').textContent = 'Salvaged: ' + fmtBytes(m.size) + ' image, ' + s.lost.length + ' lost range' +
+      f.li.querySelector('.figures').textContent = (m.inArchive ? 'Salvaged into the archive (with its list of lost ranges): ' : 'Salvaged: ') + fmtBytes(m.size) + ' image, ' + s.lost.length + ' lost range' +
         (s.lost.length === 1 ? '' : 's') + ' (' + fmtBytes(lostBytes) + ', left as zeros). ' + sentence(s.damage.message);
       const table = document.createElement('table');
       table.className = 'lost';
@@ -367,6 +382,7 @@ function restoreView(ui, browse) {
       f.li.appendChild(table);
     }
     if (m.browse) browse.keep(m);
+    if (m.inArchive) return;
     el.results.hidden = false;
     for (const [blob, name] of [[m.blob, m.download], [s.json, s.jsonName]]) {
       const li = document.createElement('li');
@@ -415,6 +431,7 @@ function restoreView(ui, browse) {
   }
 
   function onFinished(m) {
+    if (m.archive && !m.archiveOffered) offerArchive(m);
     // Let the browser register the downloads just started before saying "done".
     const since = ui.msSinceDownload();
     if (since < 500) {
@@ -433,7 +450,13 @@ function restoreView(ui, browse) {
     const errs = m.errors || [];
     const n = [...files.values()].filter((f) => !f.placeholder && f.li.querySelector('.state').classList.contains('ok')).length;
     const what = m.verifyOnly ? 'verified' : 'restored';
-    if (!errs.length) {
+    const a = m.archive;
+    const inArchive = a ? ' The archive ' + a.download + ' holds the ' + a.files.length + ' file' + (a.files.length === 1 ? '' : 's') +
+      ' restored. The page cannot see whether the browser saved it: check that ' + a.download + ' in your downloads folder is ' +
+      a.blob.size.toLocaleString('en') + ' bytes, then extract it with tar -xf ' + a.download + '.' : '';
+    if (!errs.length && a) {
+      setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' restored into one archive.' + inArchive);
+    } else if (!errs.length) {
       setStatus('done', 'Done: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + (m.verifyOnly ? ', all intact.' :
         runOutput === 'dir' ? ' into the folder you chose.' : runOutput === 'keep' ? ' for browsing (kept in this page; nothing was downloaded).' :
         ' and offered as downloads. The page cannot see whether the browser saved them: check that each file listed ' +
@@ -443,8 +466,24 @@ function restoreView(ui, browse) {
       const first = errs[0];
       const failedQubes = [...new Set(errs.map((e) => e.qube))];
       setStatus('error', 'Finished with errors: ' + n + ' file' + (n === 1 ? '' : 's') + ' ' + what + ', ' + errs.length +
-        ' failed (' + failedQubes.join(', ') + '). ' + (first.qube ? first.qube + ': ' : '') + sentence(first.message), first.class);
+        ' failed (' + failedQubes.join(', ') + '). ' + (first.qube ? first.qube + ': ' : '') + sentence(first.message) + inArchive, first.class);
     }
+  }
+
+  // The run's archive: one download, listed with its exact size (what to check it arrived whole).
+  function offerArchive(m) {
+    m.archiveOffered = true;
+    const a = m.archive;
+    el.results.hidden = false;
+    const li = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = ui.download(a.blob, a.download); link.download = a.download; link.textContent = a.download;
+    li.dataset.testid = 'archive';
+    li.dataset.bytes = String(a.blob.size);
+    li.appendChild(link);
+    li.appendChild(document.createTextNode(' — ' + fmtBytes(a.blob.size) + ' (' + a.blob.size.toLocaleString('en') + ' bytes), ' +
+      a.files.length + ' file' + (a.files.length === 1 ? '' : 's') + ': ' + a.files.join(', ')));
+    el.resultList.appendChild(li);
   }
 
   function onCancelled() {

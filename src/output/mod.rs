@@ -4,6 +4,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod home;
+pub mod archive;
 pub mod image;
 pub mod names;
 pub mod sink;

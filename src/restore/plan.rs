@@ -131,6 +131,13 @@ pub fn salvage_report_json(lost: &[(u64, u64)]) -> String {
     serde_json::json!({ "lost": ranges }).to_string() + "\n"
 }
 
+/// Whether the page offers one archive by default rather than a download per file: when the
+/// restore saves more than a few files (one download each is easy to lose track of), or at
+/// least 1 GiB (volumes that big are mostly holes, which only the archive leaves out).
+pub fn archive_by_default(files: usize, bytes: u64) -> bool {
+    files > 3 || bytes >= 1 << 30
+}
+
 /// `<name>.salvaged` and `<name>.salvage.json`: names nobody mistakes for a clean restore.
 pub fn salvage_names(name: &str) -> (String, String) {
     (format!("{name}.salvaged"), format!("{name}.salvage.json"))

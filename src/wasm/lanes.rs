@@ -60,3 +60,17 @@ pub fn kdf_lane(member: &str, mut lane: Vec<u8>, log_n: u8, r: u32, max_kdf_memo
     container::run_lane(member, &mut lane, log_n, r, &limits(max_kdf_memory)).map_err(to_js)?;
     Ok(lane)
 }
+
+/// Runs a small ROMix a few times (~0.1 s), when a worker starts. Engines compile wasm in tiers
+/// (V8: Liftoff first, TurboFan for the functions found hot; SpiderMonkey: baseline, then Ion),
+/// and a call that is already running never changes tier: a worker's first real KDF lane, one
+/// call of seconds, ran all the way in the baseline code (measured in Chromium: Open's two KDFs
+/// side by side took 7.8 s each, not 3.7 s). Warmed up, the first real lane finds the optimized
+/// ROMix ready.
+#[wasm_bindgen]
+pub fn kdf_warm_up() {
+    let mut lane = vec![0u8; 128 * 8];
+    for _ in 0..20 {
+        let _ = container::run_lane("warm-up", &mut lane, 10, 8, &limits((1u64 << 26) as f64));
+    }
+}

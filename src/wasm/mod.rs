@@ -22,12 +22,14 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, FileReaderSync};
 
+mod archive;
 mod browse;
 mod chunk;
 mod lanes;
 pub use browse::{Browser, FileStream, ZipStream};
 pub use chunk::{ChunkKdf, ChunkKeys, ChunkOpener};
-pub use lanes::kdf_lane;
+pub use lanes::{kdf_lane, kdf_warm_up};
+pub use archive::{archive_by_default, archive_end, archive_folder, archive_member};
 
 pub(crate) fn to_js(e: Error) -> JsValue {
     let o = Object::new();

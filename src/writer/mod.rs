@@ -353,21 +353,8 @@ pub(super) fn put_checksum(h: &mut [u8; BLOCK]) {
     h[155] = b' ';
 }
 
-/// `"<len> key=value\n"` where len counts the whole record, its own digits included.
-pub(super) fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
-    let l = key.len() + value.len() + 3;
-    let mut p = 0;
-    loop {
-        let n = l + p.to_string().len();
-        if n == p {
-            break;
-        }
-        p = n;
-    }
-    out.extend_from_slice(format!("{p} {key}=").as_bytes());
-    out.extend_from_slice(value);
-    out.push(b'\n');
-}
+/// PAX records are written the one way the page's archive writes them.
+pub(super) use crate::output::archive::pax_record;
 
 /// One regular file as GNU tar archives it.
 fn gnu_file_tar(path: &str, bytes: &[u8]) -> Vec<u8> {

@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor } from './lib/common.mjs';
+import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor, memoryProbe } from './lib/common.mjs';
 import { inspectDownload } from './lib/inspect.mjs';
 import { startGeckodriver, Session } from './lib/webdriver.mjs';
 import { firefoxPrefs } from './lib/firefox.mjs';
@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { REPO } from './lib/common.mjs';
-import { assertFilesMatch } from './lib/assertions.mjs';
+import { assertFilesMatch, assertArchiveMatches } from './lib/assertions.mjs';
 import { legacyBackup, legacyExpected, testsuiteBackup, testsuiteExpected } from './lib/legacy.mjs';
 
 const FIREFOX_BIN = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
@@ -81,6 +81,7 @@ describe('qubes-rescue page in Firefox ESR', () => {
     for (const box of await s.findAll('[data-testid="qube-row"] [data-testid="select"]')) {
       if (!(await s.selected(box))) await s.click(box);
     }
+    await s.click(await s.find('[data-testid="output-download"]')); // the default depends on the selection
     const since = (await status()).log.length;
     const t1 = Date.now();
     await s.click(await s.find('[data-testid="restore"]'));
@@ -110,6 +111,42 @@ describe('qubes-rescue page in Firefox ESR', () => {
   it('restores a zstd backup (GNU sparse, dom0 home) byte-exact', { timeout: 15 * 60e3 }, async () => {
     await restoreAll(pick('zstd'));
   });
+
+  // Issue 11: one archive for the whole restore. A 20 GiB sparse volume was refused here as a
+  // download (OPFS counts a sparse file at its full length; a site gets ~10 GiB): in the archive
+  // only its data is stored, so it fits.
+  for (const [what, find] of [['every qube of a gzip backup (dom0 home included)', (x) => x.file === 'gzip-pax.bin'],
+    ['a 20 GiB sparse volume (20 MiB of data)', (x) => x.covers.has('huge')]]) {
+    it(`restores ${what} as one archive that GNU tar and bsdtar extract byte-exact, holes as holes`, { timeout: 15 * 60e3 }, async () => {
+      const b = pick(find);
+      await load();
+      await open(b.path, b.passphrase);
+      for (const box of await s.findAll('[data-testid="qube-row"] [data-testid="select"]')) {
+        if (!(await s.selected(box))) await s.click(box);
+      }
+      await s.click(await s.find('[data-testid="output-archive"]'));
+      const since = (await status()).log.length;
+      const t1 = Date.now();
+      const mem = memoryProbe();
+      await s.click(await s.find('[data-testid="restore"]'));
+      await waitFor(async () => (await status()).log.slice(since).find((x) => x.state === 'done' || x.state === 'error'),
+        { timeout: 10 * 60e3, interval: 250, describe: describeAll });
+      const final = (await status()).log.slice(since).find((x) => x.state === 'done' || x.state === 'error');
+      assert.equal(final.state, 'done', await describeAll());
+      const tDone = Date.now() - t1;
+      const a = await s.exec(`const li = document.querySelector('[data-testid="archive"]');
+        return li && { name: li.querySelector('a').textContent, size: Number(li.dataset.bytes) };`);
+      assert.ok(a, `no archive offered: ${await describeAll()}`);
+      await waitFor(() => readdirSync(dl).includes(a.name) && statSync(join(dl, a.name)).size === a.size && !readdirSync(dl).some((f) => f.endsWith('.part')),
+        { timeout: 10 * 60e3, interval: 250, describe: describeAll });
+      const grew = mem.stop();
+      const tDownloaded = Date.now() - t1;
+      const got = {};
+      for (const f of readdirSync(dl)) got[f] = await inspectDownload(join(dl, f), f);
+      assertArchiveMatches(got, expectedFiles(b), { context: await describeAll() });
+      log(`${b.file} as one archive: ${a.size} bytes, done in ${tDone} ms, downloaded in ${tDownloaded} ms, memory +${(grew / 2 ** 20).toFixed(0)} MiB`);
+    });
+  }
 
   // Issue 10: what `scrypt enc` picks on 16 GiB+ (N=2^21, 2 GiB: V in two 1 GiB segments) and
   // 32 GiB+ machines (N=2^22, 4 GiB: over the page's 2 GiB per KDF, so every other block of V

@@ -80,3 +80,27 @@ export function assertFilesMatch(got, expected, { allowExtra = false, context = 
   const problems = filesProblems(got, expected, { allowExtra });
   if (problems.length) assert.fail(`${problems.length} problem(s) with downloads:\n  ${problems.join('\n  ')}\n--- page state ---\n${context}`);
 }
+
+/**
+ * The page's one archive among the downloads ({name: inspectDownload result}): exactly one
+ * download, named qubes-rescue-….tar, whose members GNU tar and bsdtar extract to exactly the
+ * expected files, volume holes left as holes on disk. Returns the archive's download entry.
+ */
+export function assertArchiveMatches(got, expected, { context = '' } = {}) {
+  const names = Object.keys(got);
+  assert.equal(names.length, 1, `one download expected, got ${names.join(', ')}\n${context}`);
+  assert.match(names[0], /^qubes-rescue-.*\.tar$/, context);
+  const a = got[names[0]];
+  assert.ok(!a.error && a.archive, `the archive was not downloaded or read: ${a.error || a.tarError}\n${context}`);
+  const problems = [...a.archive.problems, ...filesProblems(a.archive.members, expected)];
+  for (const [name, m] of Object.entries(a.archive.members)) {
+    if (m.bsdtar !== 'same') problems.push(`${name}: bsdtar extracted other bytes than GNU tar (${m.bsdtar})`);
+    const exp = expected[name];
+    const data = exp?.runs ? exp.runs.reduce((s, r) => s + r.length, 0) : null;
+    if (data !== null && exp.size > 64 << 20 && m.disk > data + (8 << 20)) {
+      problems.push(`${name}: ${m.disk} bytes on disk for ${data} bytes of data: its holes were written as zeros`);
+    }
+  }
+  if (problems.length) assert.fail(`${problems.length} problem(s) with the archive:\n  ${problems.join('\n  ')}\n--- page state ---\n${context}`);
+  return a;
+}

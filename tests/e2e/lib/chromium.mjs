@@ -193,7 +193,9 @@ export class RescuePage {
    * expected download to arrive (and a short quiet period for unexpected ones).
    * Returns { final, ms, files: {name: {sha256,size}|{error}} }.
    */
-  async runAndCollect(button = 'restore', { expectNames = [], timeout = 600000, quietMs = 1500 } = {}) {
+  async runAndCollect(button = 'restore', { expectNames = [], timeout = 600000, quietMs = 1500, output = 'download' } = {}) {
+    // The output is chosen explicitly: the page's default depends on the selection.
+    if (button === 'restore') await this.page.locator(`[data-testid="output-${output}"]`).check();
     const since = await this.mark();
     const t0 = Date.now();
     await this.tid(button).click();

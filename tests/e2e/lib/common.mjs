@@ -1,7 +1,7 @@
 // Shared helpers for the E2E tests: paths, streaming hashes, the outer-tar
 // parser used to tamper with fixtures, and small waiting utilities.
 import { createHash } from 'node:crypto';
-import { createReadStream, openSync, readSync, closeSync, fstatSync, existsSync } from 'node:fs';
+import { createReadStream, openSync, readSync, closeSync, fstatSync, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -216,3 +216,18 @@ export const STATE_RECORDER = `
     }
   }
   return log.length;`;
+
+/** How much more of the machine's memory is in use (MemTotal − MemAvailable) at the peak of a
+ *  run than at its start, sampled every `intervalMs`: what a restore costs in whichever of the
+ *  engine's processes it lands. stop() → bytes. */
+export function memoryProbe(intervalMs = 200) {
+  const used = () => {
+    const m = readFileSync('/proc/meminfo', 'utf8');
+    const kb = (k) => Number(m.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm'))[1]) * 1024;
+    return kb('MemTotal') - kb('MemAvailable');
+  };
+  const base = used();
+  let peak = base;
+  const t = setInterval(() => { peak = Math.max(peak, used()); }, intervalMs);
+  return { stop() { clearInterval(t); peak = Math.max(peak, used()); return peak - base; } };
+}

@@ -112,7 +112,9 @@ export class FirefoxRescuePage {
    * (`expected`: { name: { size? } }, at their size, no `.part` left; 60 s grace), a quiet second,
    * and inspect everything in the download folder. Returns { final, ms, files }.
    */
-  async runAndCollect(button, { expected = {}, timeout = 600000 } = {}) {
+  async runAndCollect(button, { expected = {}, timeout = 600000, output = 'download' } = {}) {
+    // The output is chosen explicitly: the page's default depends on the selection.
+    if (button === 'restore') await this.s.click(await this.s.find(`[data-testid="output-${output}"]`));
     const since = (await this.status()).log.length;
     const t0 = Date.now();
     await this.s.click(await this.s.find(`[data-testid="${button}"]`));

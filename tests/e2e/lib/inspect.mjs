@@ -1,12 +1,52 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { digestFile } from './common.mjs';
+import { join } from 'node:path';
+import { REPO, digestFile, rmrf, tempDir } from './common.mjs';
 import { readTar } from './tarread.mjs';
+
+/** The page's one archive of a restore: extracted with GNU tar and with bsdtar (libarchive, the
+ *  `tar` of macOS and Windows), each member inspected like a download (plus `disk`: bytes its
+ *  extracted file takes on disk, and `bsdtar`: 'same' when bsdtar extracted the same bytes).
+ *  Returns { folder, members: {download name: …}, problems: [..] }. */
+function sparseRuns(path) {
+  const t = spawnSync('bash', [join(REPO, 'tests', 'make-fixtures.sh'), '--helper', 'runs', path], { encoding: 'utf8' });
+  if (t.status !== 0) return { error: `runs of ${path}: ${t.stderr.slice(0, 300)}` };
+  return JSON.parse(t.stdout);
+}
+
+export async function inspectArchive(path) {
+  const gnu = await tempDir('qr-archive-gnu-'), bsd = await tempDir('qr-archive-bsd-');
+  const problems = [];
+  try {
+    for (const [tool, dir] of [['tar', gnu], ['bsdtar', bsd]]) {
+      const t = spawnSync(tool, ['-xf', path, '-C', dir], { encoding: 'utf8' });
+      if (t.status !== 0) problems.push(`${tool} -xf failed: ${(t.stderr || '').slice(0, 500)}`);
+    }
+    const top = await readdir(gnu);
+    if (top.length !== 1) problems.push(`the archive holds ${top.length} top folders (${top.join(', ')}), not one`);
+    const folder = top[0];
+    const members = {};
+    for (const name of folder ? await readdir(join(gnu, folder)) : []) {
+      const p = join(gnu, folder, name);
+      // Over 1 GiB: its data runs only, found with SEEK_DATA (hashing GiBs of holes is slow; that
+      // they are holes is checked by the bytes they take on disk).
+      const r = (await stat(p)).size > 1 << 30 ? sparseRuns(p) : await inspectDownload(p, name);
+      r.disk = (await stat(p)).blocks * 512;
+      const c = spawnSync('cmp', [p, join(bsd, folder, name)], { encoding: 'utf8' });
+      r.bsdtar = c.status === 0 ? 'same' : `differs: ${(c.stdout + c.stderr).trim().slice(0, 200)}`;
+      members[name] = r;
+    }
+    return { folder, members, problems };
+  } finally {
+    await rmrf(gnu); await rmrf(bsd);
+  }
+}
 
 /** sha256 and size of a downloaded file (streamed); for .tar files also the entries. */
 export async function inspectDownload(path, name) {
   const r = await digestFile(path);
-  if (name.endsWith('.tar')) {
+  if (/^qubes-rescue-.*\.tar$/.test(name)) r.archive = await inspectArchive(path);
+  else if (name.endsWith('.tar')) {
     if (r.size > 512 << 20) r.tarError = 'too big to inspect';
     else {
       try { r.tar = readTar(await readFile(path)); } catch (e) { r.tarError = String(e); }

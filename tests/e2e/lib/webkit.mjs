@@ -155,7 +155,16 @@ export class WebKitRescuePage {
    * (`expected`: { name: { size? } }) at their size, until no file grows for a second, and
    * inspect everything in the download folder. Returns { final, ms, files }.
    */
-  async runAndCollect(button, { expected = {}, timeout = 600000 } = {}) {
+  /** The archive the page lists after a restore, as `expected` for runAndCollect: {name: {size}}. */
+  async archiveOffered() {
+    const a = await this.s.exec(`const li = document.querySelector('[data-testid="archive"]');
+      return li && { name: li.querySelector('a').textContent, size: Number(li.dataset.bytes) };`);
+    return a ? { [a.name]: { size: a.size } } : {};
+  }
+
+  async runAndCollect(button, { expected = {}, timeout = 600000, output = 'download' } = {}) {
+    // The output is chosen explicitly: the page's default depends on the selection.
+    if (button === 'restore') await this.click(`[data-testid="output-${output}"]`);
     const since = (await this.status()).log.length;
     const t0 = Date.now();
     await this.waitEnabled(button);
@@ -164,6 +173,7 @@ export class WebKitRescuePage {
     await waitFor(async () => (await this.status()).log.slice(since).find(isEnd), { timeout, interval: 200, describe: () => this.describe() });
     const final = (await this.status()).log.slice(since).find(isEnd);
     const ms = Date.now() - t0;
+    if (output === 'archive') expected = await this.archiveOffered();
     const names = Object.keys(expected);
     const ready = () => {
       const here = downloads(this.dl);

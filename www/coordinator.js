@@ -11,7 +11,7 @@
 //   restore|verify, output: download|keep|dir|archive, dir?, salvage} → {errors, verifyOnly, stats, archive}, or
 //   Bridge.CANCELLED once cancelled (keep: like download, but the page only browses the files
 //   unless asked to save them; archive: one tar, run's result `archive` {blob, download, files}) ·
-//   suggest {files, bytes} → whether one archive is the default output. Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
+//   suggest {files, bytes, volumeBytes} → whether one archive is the default output. Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
 //   warning · file-start · progress {id, done, total, bytesDone, bytesTotal, elapsedMs} ·
 //   chunk {kdfMs, cryptoMs, readMs} · file-done {id, name, download, size, stored, blob|null,
 //   browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null, inArchive} · file-failed {id, err} ·
@@ -29,14 +29,14 @@ let backup = null;             // wasm_bindgen.BackupHandle
 let source = null;             // the backup Blob/File
 let sourceReads = null;        // what the core reads it through (Reads.source)
 let qubes = [];
-let pool = [];                 // [{port, chunks: its Bridge, busy, laneBusy, seq, gen, dead}]
+let pool = [];                 // [{port, chunks: its Bridge, jobs: Map seq → 'kdf'|'crypto', early, laneBusy, lane, gen, dead}]
 let lanes = [];                // KDF lanes waiting for a worker, see runLanes
 let gen = 0;                   // bumps on every run and cancel: stale results are dropped
 let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
 
 const page = new Bridge(self);
-page.serve({ init, open: openBackup, run: runRequest, suggest: (m) => wasm_bindgen.archive_by_default(m.files, m.bytes) });
+page.serve({ init, open: openBackup, run: runRequest, suggest: (m) => wasm_bindgen.archive_by_default(m.files, m.bytes, m.volumeBytes) });
 page.on('pool', (m) => setPool(m.ports));
 page.on('replace', (m) => replaceWorker(m.index, m.port));
 
@@ -54,8 +54,8 @@ async function init(m) {
 }
 
 function poolEntry(port) {
-  const w = { port, chunks: new Bridge(port), busy: false, laneBusy: false, lane: null, seq: -1, gen: -1, dead: false };
-  w.chunks.serve({ lanes: chunkLanes });
+  const w = { port, chunks: new Bridge(port), jobs: new Map(), early: false, laneBusy: false, lane: null, gen: -1, dead: false };
+  w.chunks.serve({ lanes: (m) => chunkLanes(m, w) });
   if (backup) sendKey(w);
   return w;
 }
@@ -88,8 +88,8 @@ function replaceWorker(index, port) {
 function requeue(w) {
   if (w.lane) { lanes.unshift(w.lane); w.lane = null; w.laneBusy = false; }
   const r = run;
-  if (w.busy && r && w.gen === r.gen && !r.results.has(w.seq)) r.retry.push(w.seq);
-  w.busy = false;
+  if (r && w.gen === r.gen) for (const seq of w.jobs.keys()) if (!r.results.has(seq)) r.retry.push(seq);
+  w.jobs.clear();
 }
 
 // Open overlaps its two KDFs: the header's here, qubes.xml's first chunk's on an idle chunk
@@ -150,9 +150,9 @@ async function openBackup(m) {
 // A KDF's lanes (src/wasm/lanes.rs) run on idle chunk workers, among the first `limit` (the
 // core's worker plan: how many lanes' memory fits at once), in the order they were asked for.
 // `kdf.workers` collects the workers a KDF's lanes ran on (the page shows the most for tests).
-function runLanes(name, work, limit, kdf, early) {
+function runLanes(name, work, limit, kdf, early, from = null) {
   const all = work.lanes.map((lane) => new Promise((resolve, reject) => {
-    lanes.push({ name, logN: work.logN, r: work.r, lane, limit: Math.max(1, limit), kdf, early, resolve, reject });
+    lanes.push({ name, logN: work.logN, r: work.r, lane, limit: Math.max(1, limit), kdf, early, from, resolve, reject });
   }));
   pumpLanes();
   return Promise.all(all);
@@ -161,7 +161,7 @@ function runLanes(name, work, limit, kdf, early) {
 function pumpLanes() {
   for (let i = 0; i < lanes.length;) {
     const q = lanes[i];
-    const w = pool.slice(0, q.limit).find((x) => !x.laneBusy && !x.dead);
+    const w = laneWorker(q);
     if (!w) { i++; continue; }
     lanes.splice(i, 1);
     w.laneBusy = true;
@@ -182,6 +182,15 @@ function pumpLanes() {
   }
 }
 
+// Where a lane runs: a lane blocks its worker's thread, and a job on that worker can do nothing
+// meanwhile (not even ask for its own lanes). So: the worker whose job asked, whose thread is
+// free right now; else a free worker without jobs; else any free one (measured before: one
+// worker ran every lane in turn while the other's job waited for them).
+function laneWorker(q) {
+  const free = pool.slice(0, q.limit).filter((x) => !x.laneBusy && !x.dead);
+  return free.find((x) => x === q.from) || free.find((x) => !x.jobs.size && !x.early) || free[0] || null;
+}
+
 function dropLanes(which) {
   const dropped = lanes.filter(which);
   lanes = lanes.filter((q) => !which(q));
@@ -189,11 +198,16 @@ function dropLanes(which) {
 }
 
 // A chunk worker's job asks for its KDF's lanes to be run (see chunk.js).
-function chunkLanes(m) {
+function chunkLanes(m, from) {
   const r = run;
   const kdf = { workers: new Set() };
-  return runLanes(m.name, m, r && !m.early ? r.workers : pool.length, kdf, !!m.early).then((outs) => {
-    if (r && run === r) r.laneWorkers = Math.max(r.laneWorkers, kdf.workers.size);
+  return runLanes(m.name, m, r && !m.early ? r.workers : pool.length, kdf, !!m.early, from).then((outs) => {
+    if (r && run === r) {
+      r.laneWorkers = Math.max(r.laneWorkers, kdf.workers.size);
+      // that job is past its KDF: its worker may take the next one
+      for (const [seq, stage] of from.jobs) if (stage === 'kdf' && r.jobs[seq].chunk.name === m.name) from.jobs.set(seq, 'crypto');
+      pump();
+    }
     return outs;
   });
 }
@@ -299,7 +313,13 @@ async function startRun(m, emit) {
       else if (f.salvaging && !f.restorer.wants_more()) { r.plain = null; } // nothing after the loss can be placed
       else try {
         const t = performance.now();
-        f.restorer.push(new Uint8Array(r.plain));
+        // In slices, yielding between them: lane requests and results are handled here, and a
+        // chunk's decompression (~0.4 s) would otherwise hold back the next KDFs.
+        const plain = new Uint8Array(r.plain);
+        for (let at = 0; at === 0 || at < plain.length; at += PUSH_SLICE) {
+          f.restorer.push_slice(plain.subarray(at, at + PUSH_SLICE), at === 0);
+          if (at + PUSH_SLICE < plain.length) await yieldToEvents();
+        }
         r.plain = null;
         if (f.sink && f.sink.drain) await f.sink.drain();
         R.pushMs.push(performance.now() - t);
@@ -340,14 +360,14 @@ function startEarly(chunk, pass) {
   // Preferably not a worker already running one of the header's lanes: the job would wait behind
   // it, and with p=1 the two KDFs would run one after the other (measured: Open 8.5 s instead of
   // ~4.5 s). When the header's lanes take every worker (p ≥ workers), any idle one.
-  const idle = (x) => !x.busy && !x.dead;
+  const idle = (x) => !x.jobs.size && !x.early && !x.dead;
   const w = chunk && (pool.find((x) => idle(x) && !x.laneBusy) || pool.find(idle));
   if (!w) return null;
-  w.busy = true;
+  w.early = true;
   return w.chunks.call('early', { backupId: chunk.backup_id, pass: pass.slice(), blob: source,
     offset: chunk.offset, size: chunk.size, name: chunk.name })
     .then((done) => new Uint8Array(done.plain), () => null)
-    .finally(() => { w.busy = false; if (run) pump(); });
+    .finally(() => { w.early = false; if (run) pump(); });
 }
 
 function publicFile(f) {
@@ -381,19 +401,32 @@ function pump() {
       if (retry) r.retry.splice(r.retry.indexOf(seq), 1); else r.nextDispatch++;
       continue;
     }
-    const w = pool.slice(0, r.workers).find((x) => !x.busy && !x.dead);
+    const w = jobWorker(r);
     if (!w) return;
     if (retry) r.retry.splice(r.retry.indexOf(seq), 1); else r.nextDispatch++;
-    w.busy = true; w.seq = seq; w.gen = r.gen;
+    w.jobs.set(seq, 'kdf'); w.gen = r.gen;
     const jobGen = r.gen;
     w.chunks.call('job', { blob: source, offset: job.chunk.offset, size: job.chunk.size, name: job.chunk.name })
       .then((done) => onChunkResult(w, jobGen, seq, done, null), (err) => onChunkResult(w, jobGen, seq, null, err));
   }
 }
 
+// The worker for the next job. A job needs its worker's thread to read its chunk and ask for
+// its KDF's lanes; once its lanes are done it only waits for WebCrypto. So a worker takes a new
+// job as soon as its job is past the KDF (two at most; the window still bounds the chunks in
+// memory), and preferably one not running a lane: a lane blocks its thread, and a job sent there
+// could not even ask for its lanes until that lane ends (measured: the 4th chunk's KDF started
+// 3.4 s late while the other core idled; the KDFs stopped for WebCrypto between rounds).
+const JOBS_PER_WORKER = 2;
+function jobWorker(r) {
+  const open = pool.slice(0, r.workers).filter((x) => !x.dead && !x.early && x.jobs.size < JOBS_PER_WORKER &&
+    ![...x.jobs.values()].includes('kdf'));
+  return open.find((x) => !x.laneBusy) || open[0] || null;
+}
+
 // A chunk worker's answer: `done` {plain, …}, or `err` (err.dead: its wasm instance trapped).
 function onChunkResult(w, jobGen, seq, done, err) {
-  w.busy = false;
+  w.jobs.delete(seq);
   const dead = !!(err && err.dead);
   if (dead) w.dead = true; // the page replaces it
   const r = run;
@@ -415,6 +448,12 @@ function onChunkResult(w, jobGen, seq, done, err) {
     if (r.waiting && r.waiting.seq === seq) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
   }
   pump();
+}
+
+const PUSH_SLICE = 8 << 20;
+// Lets the events waiting for this worker run (a message task: no timer clamping).
+function yieldToEvents() {
+  return new Promise((resolve) => { const c = new MessageChannel(); c.port1.onmessage = () => { c.port1.close(); resolve(); }; c.port2.postMessage(0); });
 }
 
 // The result of job `seq`, in order; null when the run was cancelled.
@@ -442,7 +481,7 @@ function cancel() {
   for (const f of r.files) if (f.restorer) dropFile(f);
   if (r.waiting) { const wt = r.waiting; r.waiting = null; wt.resolve(); }
   dropLanes(() => true);
-  for (const w of pool) w.busy = false;
+  for (const w of pool) w.jobs.clear();
 }
 
 // ---------------------------------------------------------------- files

@@ -119,6 +119,7 @@ function restoreView(ui, browse) {
     stats.openReads = m.openReads;
     browse.forget();
     qubes = m.qubes;
+    outputChosen = false; // another backup: the output is suggested for it again
     setBusy(false);
     el.rows.textContent = '';
     for (const q of qubes) el.rows.appendChild(qubeRow(q));
@@ -185,14 +186,15 @@ function restoreView(ui, browse) {
   }
   el.selectAll.addEventListener('change', () => { for (const c of checkboxes()) c.checked = el.selectAll.checked; suggestOutput(); });
 
-  // One archive or a download per file, as the core suggests for the selection (its volumes,
-  // or its home folder, and its data size), until the user picks one.
+  // One archive or a download per file, as the core suggests for the selection (its volumes or
+  // home folder, its data size, its volumes' full size), until the user picks one.
   function suggestOutput() {
     if (outputChosen) return;
     const sel = qubes.filter((q) => checkboxes().some((c) => c.checked && c.closest('tr').dataset.qube === q.name));
     const files = sel.reduce((a, q) => a + Math.max(1, (q.volumes || []).length), 0);
     const bytes = sel.reduce((a, q) => a + (q.size || 0), 0);
-    ui.coordinator.call('suggest', { files, bytes }).then((archive) => {
+    const volumeBytes = sel.reduce((a, q) => a + (q.volume_bytes || 0), 0);
+    ui.coordinator.call('suggest', { files, bytes, volumeBytes }).then((archive) => {
       if (!outputChosen) document.querySelector('input[name=output][value=' + (archive ? 'archive' : 'download') + ']').checked = true;
     }, () => {});
   }

@@ -25,6 +25,9 @@ pub struct Qube {
     pub size: u64,
     /// Volumes saved in the backup (`save_on_stop`), as file names: `private.img`.
     pub volumes: Vec<String>,
+    /// Their full size as qubes.xml gives it (`size`, holes included; 0 where not given): a
+    /// 20 GiB `root.img` may hold 20 MiB of data (`size` above).
+    pub volume_bytes: u64,
 }
 
 fn tampered(why: impl Into<String>) -> Error {
@@ -98,18 +101,18 @@ pub fn parse(xml: &[u8]) -> Result<Vec<Qube>> {
             },
             None => (None, None),
         };
-        let volumes = domain
+        let saved: Vec<_> = domain
             .children()
             .filter(|c| c.has_tag_name("volume-config"))
             .flat_map(|v| v.children().filter(|c| c.has_tag_name("volume")))
             .filter(|v| v.attribute("save_on_stop").is_some_and(truthy))
-            .filter_map(|v| v.attribute("name"))
-            .map(|n| format!("{n}.img"))
             .collect();
+        let volumes = saved.iter().filter_map(|v| v.attribute("name")).map(|n| format!("{n}.img")).collect();
+        let volume_bytes = saved.iter().filter_map(|v| v.attribute("size")?.parse::<u64>().ok()).fold(0u64, u64::saturating_add);
         if qubes.iter().any(|q: &Qube| q.name == name) {
             return Err(tampered(format!("qube {name} listed twice")));
         }
-        qubes.push(Qube { name, class, label, label_color, template: props.get("template").cloned(), backup_path, size, volumes });
+        qubes.push(Qube { name, class, label, label_color, template: props.get("template").cloned(), backup_path, size, volumes, volume_bytes });
     }
     Ok(qubes)
 }
@@ -132,6 +135,7 @@ mod tests {
         assert_eq!(d8.template.as_deref(), Some("debian-8"));
         assert_eq!(d8.backup_path, "appvms/test-d8test");
         assert_eq!(d8.volumes, vec!["private.img"]);
+        assert_eq!(d8.volume_bytes, 2147483648, "the saved volume's size, not the root's or volatile's");
         assert_eq!(d8.size, 20971520);
         assert!(qubes.iter().any(|q| q.name == "dom0" && q.class == "AdminVM"));
     }

@@ -52,6 +52,7 @@ impl<R: ReadAt> Backup<R> {
                     |_| Vec::new(),
                     |files| files.into_iter().filter(|f| f.kind == crate::format::chunks::FileKind::Volume).map(|f| f.name).collect(),
                 ),
+                volume_bytes: 0, // not in R3's qubes.xml either
             })
             .collect();
         let complete = legacy.complete();

@@ -373,9 +373,22 @@ impl<'a> FileRestore<'a> {
 
     /// Feeds the verified plaintext of the next chunk.
     pub fn push(&mut self, plaintext: &[u8]) -> Result<()> {
+        self.next_chunk()?;
+        self.push_more(plaintext)
+    }
+
+    /// Starts the next chunk, whose verified plaintext then comes in one or more
+    /// [`FileRestore::push_more`] calls (the page feeds a chunk in slices, so the thread that
+    /// does it stays free to schedule KDF lanes in between).
+    pub fn next_chunk(&mut self) -> Result<()> {
         self.pass_gap()?;
         self.check.at = self.chunk_names.get(self.chunks_pushed).cloned().unwrap_or_else(|| self.path.clone());
         self.chunks_pushed += 1;
+        Ok(())
+    }
+
+    /// More plaintext of the chunk [`FileRestore::next_chunk`] started.
+    pub fn push_more(&mut self, plaintext: &[u8]) -> Result<()> {
         if !self.wants_more() {
             return Ok(());
         }

@@ -132,10 +132,11 @@ pub fn salvage_report_json(lost: &[(u64, u64)]) -> String {
 }
 
 /// Whether the page offers one archive by default rather than a download per file: when the
-/// restore saves more than a few files (one download each is easy to lose track of), or at
-/// least 1 GiB (volumes that big are mostly holes, which only the archive leaves out).
-pub fn archive_by_default(files: usize, bytes: u64) -> bool {
-    files > 3 || bytes >= 1 << 30
+/// restore saves more than a few files (one download each is easy to lose track of), or its
+/// data or its volumes' full size reach 1 GiB (volumes that big are mostly holes, which only the
+/// archive leaves out of the download).
+pub fn archive_by_default(files: usize, data_bytes: u64, volume_bytes: u64) -> bool {
+    files > 3 || data_bytes.max(volume_bytes) >= 1 << 30
 }
 
 /// `<name>.salvaged` and `<name>.salvage.json`: names nobody mistakes for a clean restore.
@@ -154,6 +155,14 @@ mod tests {
         assert_eq!(WorkerPlan::new(1 << 30, 100 << 20, 2, 8 << 30).workers, 2);
         // a KDF bigger than the budget still gets one worker
         assert_eq!(WorkerPlan::new(16 << 30, 0, 4, 8 << 30).workers, 1);
+    }
+
+    #[test]
+    fn one_archive_is_suggested_for_many_files_or_big_volumes_and_downloads_otherwise() {
+        assert!(!archive_by_default(3, 500 << 20, 2 << 30 >> 2), "3 files, 500 MiB, 512 MiB of volumes");
+        assert!(archive_by_default(4, 1, 1), "4 files");
+        assert!(archive_by_default(1, 20 << 20, 20 << 30), "a 20 GiB volume with 20 MiB of data");
+        assert!(archive_by_default(1, 1 << 30, 0), "1 GiB of data");
     }
 
     #[test]

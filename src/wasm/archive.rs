@@ -50,8 +50,8 @@ pub fn archive_end() -> Vec<u8> {
 /// few files are easy to lose among downloads, and a big volume is mostly holes, which only the
 /// archive keeps out of the download.
 #[wasm_bindgen]
-pub fn archive_by_default(files: u32, bytes: f64) -> bool {
-    crate::restore::plan::archive_by_default(files as usize, bytes.max(0.0) as u64)
+pub fn archive_by_default(files: u32, data_bytes: f64, volume_bytes: f64) -> bool {
+    crate::restore::plan::archive_by_default(files as usize, data_bytes.max(0.0) as u64, volume_bytes.max(0.0) as u64)
 }
 
 /// A byte count from JS: a whole number below 2^53.

@@ -475,6 +475,16 @@ impl Restorer {
         r.push(plaintext).map_err(to_js)
     }
 
+    /// Feeds a slice of a chunk's verified plaintext: `chunk_start` for its first slice (then
+    /// the next chunk begins), in order.
+    pub fn push_slice(&mut self, plaintext: &[u8], chunk_start: bool) -> Result<(), JsValue> {
+        let r = self.inner.as_mut().ok_or_else(|| to_js(Error::internal("push after finish")))?;
+        if chunk_start {
+            r.next_chunk().map_err(to_js)?;
+        }
+        r.push_more(plaintext).map_err(to_js)
+    }
+
     /// Salvage mode: the next chunk is unusable (its MAC failed, or it could not be read);
     /// `plaintext_len` is its plaintext length (member size − 128), negative if unknown.
     pub fn push_lost(&mut self, plaintext_len: f64, member: &str) -> Result<(), JsValue> {

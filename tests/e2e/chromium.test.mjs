@@ -148,6 +148,11 @@ describe('qubes-rescue page in Chromium', () => {
       await rp.selectQubes(null);
       await rp.page.waitForTimeout(300);
       assert.equal(await checked(), 'download', "the user's own choice stays");
+      const h = loadManifest().find(isHuge);
+      await rp.openBackup(h.path, h.passphrase);
+      await rp.selectQubes(null);
+      await rp.page.waitForTimeout(300);
+      assert.equal(await checked(), 'archive', 'one 20 GiB volume with 20 MiB of data: one archive (its holes stay out of the download)');
     } finally {
       await rp.page.close().catch(() => {});
     }

@@ -626,7 +626,7 @@ assert_last_chunk_empty() {
 }
 
 echo "== backups" >&2
-ALL="gzip-pax.bin gzip-gnu.bin bzip2.bin xz.bin lzma.bin zstd.bin uncompressed.bin big-sparse.bin huge-sparse.bin many-chunks.bin empty-final-chunk.bin demo.bin"
+ALL="gzip-pax.bin gzip-gnu.bin bzip2.bin xz.bin lzma.bin zstd.bin uncompressed.bin big-sparse.bin huge-sparse.bin dense-2g.bin many-chunks.bin empty-final-chunk.bin demo.bin"
 
 # gzip-pax / gzip-gnu: the full set — AppVM (ext4 private, firewall, notes), StandaloneVM (GPT root +
 # ext4 private), dom0 home; 64 KiB chunks so that volumes span several chunks
@@ -759,6 +759,20 @@ if want huge-sparse.bin; then
         huge pax-sparse ends-in-data
     vm 32 huge AppVM yellow debian-12-xfce lvm
     vol 32 private "$SRC/huge.img" pax
+    finish_backup
+fi
+
+# dense-2g: a 2 GiB private.img with no hole at all (a full volume, or a dense `root.img`): the
+# whole image is one data run, so every output must carry 2 GiB (issue 11: 2 GB+ in every
+# engine). Text, compressed with zstd, so the fixture stays small (one chunk).
+if want dense-2g.bin; then
+    rm -f -- "$SRC/dense.img"
+    head -c $((2 * 1024 * 1024 * 1024)) < <(yes "qubes-rescue dense-2g: every block of this volume holds data.") > "$SRC/dense.img"
+    new_backup dense-2g.bin qubes 20240402T120000-2003 zstd $((16 * 1024 * 1024)) \
+        "2 GiB private.img without holes (text data): the dense case of every output" \
+        dense pax-sparse
+    vm 33 dense AppVM green debian-12-xfce lvm
+    vol 33 private "$SRC/dense.img" pax
     finish_backup
 fi
 

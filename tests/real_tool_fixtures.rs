@@ -117,6 +117,16 @@ fn sparse_images_over_8_gib_restore_exactly_and_stay_sparse() {
 }
 
 #[test]
+fn a_20_gib_image_with_20_mib_of_data_restores_exactly_in_about_its_data_on_disk() {
+    restores_as_the_manifest_says("huge-sparse.bin");
+}
+
+#[test]
+fn a_2_gib_image_without_holes_restores_exactly() {
+    restores_as_the_manifest_says("dense-2g.bin");
+}
+
+#[test]
 fn a_file_of_over_1000_chunks_restores_exactly() {
     restores_as_the_manifest_says("many-chunks.bin");
 }

@@ -8,10 +8,12 @@
 //
 // Requests (page → coordinator, a Bridge over the worker): init {module, maxKdfMemory, memoryBudget,
 //   workerReads} → {opfs} · open {blob, passphrase} → {qubes, compression, openMs, earlyQubesXml, openReads} · run {qubes, mode:
-//   restore|verify, output: download|keep|dir|archive, dir?, salvage} → {errors, verifyOnly, stats, archive}, or
-//   Bridge.CANCELLED once cancelled (keep: like download, but the page only browses the files
-//   unless asked to save them; archive: one tar, run's result `archive` {blob, download, files}) ·
-//   suggest {files, bytes, volumeBytes} → whether one archive is the default output. Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
+//   restore|verify, output: download|keep|dir|archive, dir?, salvage} → {errors, verifyOnly, stats,
+//   archive}, or Bridge.CANCELLED once cancelled (keep: like download, but the page only browses
+//   the files unless asked to save them; archive: one tar, the result's `archive` {blob, download,
+//   files}) · suggest {files, bytes, volumeBytes} → {archive: one archive is the default output,
+//   privateWindowRisk: warn that a private window may lose downloads this big}.
+//   Events of a run, in order: plan {files, failed, kdfMemory, workers} ·
 //   warning · file-start · progress {id, done, total, bytesDone, bytesTotal, elapsedMs} ·
 //   chunk {kdfMs, cryptoMs, readMs} · file-done {id, name, download, size, stored, blob|null,
 //   browse: Blob|File|null, salvaged: {lost, damage, json, jsonName}|null, inArchive} · file-failed {id, err} ·
@@ -36,7 +38,8 @@ let run = null;                // the current run, see startRun
 let opfsRoot = null;           // Firefox (and Chromium on http): OPFS for big outputs
 
 const page = new Bridge(self);
-page.serve({ init, open: openBackup, run: runRequest, suggest: (m) => wasm_bindgen.archive_by_default(m.files, m.bytes, m.volumeBytes) });
+page.serve({ init, open: openBackup, run: runRequest, suggest: (m) => ({
+  archive: wasm_bindgen.archive_by_default(m.files, m.bytes, m.volumeBytes), privateWindowRisk: wasm_bindgen.private_window_risk(m.bytes) }) });
 page.on('pool', (m) => setPool(m.ports));
 page.on('replace', (m) => replaceWorker(m.index, m.port));
 

@@ -120,6 +120,7 @@ function restoreView(ui, browse) {
     browse.forget();
     qubes = m.qubes;
     outputChosen = false; // another backup: the output is suggested for it again
+    $('output-note').hidden = true;
     setBusy(false);
     el.rows.textContent = '';
     for (const q of qubes) el.rows.appendChild(qubeRow(q));
@@ -194,8 +195,14 @@ function restoreView(ui, browse) {
     const files = sel.reduce((a, q) => a + Math.max(1, (q.volumes || []).length), 0);
     const bytes = sel.reduce((a, q) => a + (q.size || 0), 0);
     const volumeBytes = sel.reduce((a, q) => a + (q.volume_bytes || 0), 0);
-    ui.coordinator.call('suggest', { files, bytes, volumeBytes }).then((archive) => {
-      if (!outputChosen) document.querySelector('input[name=output][value=' + (archive ? 'archive' : 'download') + ']').checked = true;
+    ui.coordinator.call('suggest', { files, bytes, volumeBytes }).then((s) => {
+      if (!outputChosen) document.querySelector('input[name=output][value=' + (s.archive ? 'archive' : 'download') + ']').checked = true;
+      // Said before anything starts: the page cannot see a download the browser cancels.
+      const note = $('output-note');
+      note.hidden = !s.privateWindowRisk;
+      note.textContent = s.privateWindowRisk ? 'About ' + fmtBytes(bytes) + ' of data to save. A private (incognito) window may ' +
+        'cancel downloads this big without this page knowing: restore from a normal window' +
+        (typeof window.showDirectoryPicker === 'function' ? ', or choose "Save to disk…", which writes straight to a folder.' : '.') : '';
     }, () => {});
   }
   for (const r of document.querySelectorAll('input[name=output]')) r.addEventListener('change', () => { outputChosen = true; });

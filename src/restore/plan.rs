@@ -139,6 +139,14 @@ pub fn archive_by_default(files: usize, data_bytes: u64, volume_bytes: u64) -> b
     files > 3 || data_bytes.max(volume_bytes) >= 1 << 30
 }
 
+/// Whether the page warns, before a restore, that a private window may lose its downloads: a
+/// private (off-the-record) window keeps Blobs in memory, and Chromium was seen to cancel a
+/// 2 GiB download there while the page could not tell. Only data is downloaded (holes are not,
+/// in the archive), so the data size decides.
+pub fn private_window_risk(data_bytes: u64) -> bool {
+    data_bytes >= 1 << 30
+}
+
 /// `<name>.salvaged` and `<name>.salvage.json`: names nobody mistakes for a clean restore.
 pub fn salvage_names(name: &str) -> (String, String) {
     (format!("{name}.salvaged"), format!("{name}.salvage.json"))

@@ -54,6 +54,13 @@ pub fn archive_by_default(files: u32, data_bytes: f64, volume_bytes: f64) -> boo
     crate::restore::plan::archive_by_default(files as usize, data_bytes.max(0.0) as u64, volume_bytes.max(0.0) as u64)
 }
 
+/// Whether the page warns before a restore of `data_bytes` that a private window may lose its
+/// downloads (`restore::plan::private_window_risk`).
+#[wasm_bindgen]
+pub fn private_window_risk(data_bytes: f64) -> bool {
+    crate::restore::plan::private_window_risk(data_bytes.max(0.0) as u64)
+}
+
 /// A byte count from JS: a whole number below 2^53.
 fn whole(v: f64) -> Result<u64, JsValue> {
     if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 9_007_199_254_740_992.0 {

@@ -29,7 +29,7 @@ mod lanes;
 pub use browse::{Browser, FileStream, ZipStream};
 pub use chunk::{ChunkKdf, ChunkKeys, ChunkOpener};
 pub use lanes::{kdf_lane, kdf_warm_up};
-pub use archive::{archive_by_default, archive_end, archive_folder, archive_member};
+pub use archive::{archive_by_default, archive_end, archive_folder, archive_member, private_window_risk};
 
 pub(crate) fn to_js(e: Error) -> JsValue {
     let o = Object::new();

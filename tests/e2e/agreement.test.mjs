@@ -3,7 +3,8 @@
 // One table of damaged backups, each crafted once from a committed real-tool fixture. For every
 // row the CLI runs first (`list`; then `verify`, or `extract` for the rows that also check what is
 // restored) and gives the reference class (stderr `error[<class>]` and exit code); then the page,
-// in Chromium (playwright-core) and in Firefox ESR (geckodriver), opens the SAME file and must
+// in Chromium (playwright-core), Firefox ESR (geckodriver) and WebKitGTK (WebKitWebDriver +
+// MiniBrowser, reading on the main thread), opens the SAME file and must
 // report the same class in `status[data-error]`, at the same stage: a backup the CLI refuses at
 // `list` must be refused at Open; one the CLI lists must open, and fail on Verify/Restore.
 // Both must also equal the class the table expects (README, "Error matrix").
@@ -22,6 +23,7 @@ import { gzipSync } from 'node:zlib';
 import { PAGE, REPO, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sha256File } from './lib/common.mjs';
 import { launchChromium, RescuePage } from './lib/chromium.mjs';
 import { launchFirefox, FirefoxRescuePage, FIREFOX_BIN } from './lib/firefox.mjs';
+import { launchWebKit, WebKitRescuePage } from './lib/webkit.mjs';
 import { manifestAvailable, pick, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { filesProblems } from './lib/assertions.mjs';
 import { makeTar, scryptEnc, scryptDec, outerMember, rebuildBackup, setScryptLogN } from './lib/craft.mjs';
@@ -343,6 +345,27 @@ describe('the page and the CLI report the same error class on the same damaged b
       log(`firefox ${ff.version}`);
     });
     after(async () => { await ff?.close(); });
+    for (const row of ROWS) {
+      it(`${row.id}: ${row.what} → ${row.expect}, as the CLI says`, { timeout: 3 * 60e3 }, async () => { await pageRow(eng, row); });
+    }
+  });
+
+  describe('WebKitGTK', () => {
+    let wk, wp;
+    const eng = {
+      load: () => wp.load(),
+      open: (path, pass) => wp.open(path, pass),
+      selectAll: () => wp.selectAll(),
+      run: (mode, expected) => wp.runAndCollect(mode, { expected }),
+      describe: () => wp.describe(),
+    };
+    before(async () => {
+      assert.ok(existsSync(PAGE), `page not built: ${PAGE} (run ./build.sh)`);
+      wk = await launchWebKit();
+      wp = new WebKitRescuePage(wk);
+      log(`MiniBrowser ${wk.version}`);
+    });
+    after(async () => { await wk?.close(); });
     for (const row of ROWS) {
       it(`${row.id}: ${row.what} → ${row.expect}, as the CLI says`, { timeout: 3 * 60e3 }, async () => { await pageRow(eng, row); });
     }

@@ -71,6 +71,22 @@ export async function launchChromium({ proxyPort } = {}) {
   };
 }
 
+/** Chromium with an off-the-record context (a private window: Blobs stay in memory, nothing
+ *  of the profile is written to disk), downloads accepted. */
+export async function launchChromiumOffTheRecord() {
+  const downloadsPath = await tempDir('chromium-otr-dl');
+  const browser = await chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: [...CHROMIUM_ARGS], downloadsPath });
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  return {
+    context,
+    offTheRecord: true,
+    async close() {
+      await browser.close().catch(() => {});
+      await rmrf(downloadsPath);
+    },
+  };
+}
+
 /** Page object for the test contract. */
 export class RescuePage {
   constructor(page) {

@@ -9,7 +9,7 @@ import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor, memoryPr
 import { inspectDownload } from './lib/inspect.mjs';
 import { startGeckodriver, Session } from './lib/webdriver.mjs';
 import { firefoxPrefs } from './lib/firefox.mjs';
-import { loadManifest, pick, expectedFiles } from './lib/manifest.mjs';
+import { ARCHIVE_CASES, loadManifest, pick, expectedFiles } from './lib/manifest.mjs';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -128,10 +128,7 @@ describe('qubes-rescue page in Firefox ESR', () => {
   // Issue 11: one archive for the whole restore. A 20 GiB sparse volume was refused here as a
   // download (OPFS counts a sparse file at its full length; a site gets ~10 GiB): in the archive
   // only its data is stored, so it fits.
-  for (const [what, find] of [['every qube of a gzip backup (dom0 home included)', (x) => x.file === 'gzip-pax.bin'],
-    ['a 20 GiB sparse volume (20 MiB of data)', (x) => x.covers.has('huge')],
-    ['a 2 GiB volume without holes', (x) => x.covers.has('dense')],
-    ['the 9 GiB sparse volumes with data past 8 GiB (PAX and GNU old sparse)', (x) => x.covers.has('big-offsets')]]) {
+  for (const [what, find] of ARCHIVE_CASES) {
     it(`restores ${what} as one archive that GNU tar and bsdtar extract byte-exact, holes as holes`, { timeout: 15 * 60e3 }, async () => {
       const b = pick(find);
       await load();

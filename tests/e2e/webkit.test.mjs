@@ -11,7 +11,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PAGE, REPO, listOuterMembers, tempDir, rmrf, sleep, waitFor, memoryProbe } from './lib/common.mjs';
 import { launchWebKit, WebKitRescuePage } from './lib/webkit.mjs';
-import { loadManifest, pick, expectedFiles, qubeNames } from './lib/manifest.mjs';
+import { ARCHIVE_CASES, loadManifest, pick, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { assertFilesMatch, assertArchiveMatches } from './lib/assertions.mjs';
 import { salvageCase } from './lib/salvage.mjs';
 
@@ -92,10 +92,7 @@ describe('qubes-rescue page in WebKitGTK (MiniBrowser, file://, default settings
   }
 
   // Issue 11: one archive for the whole restore; the 20 GiB sparse volume downloads as ~20 MiB.
-  for (const [what, find] of [['every qube of a gzip backup (dom0 home included)', (x) => x.file === 'gzip-pax.bin'],
-    ['a 20 GiB sparse volume (20 MiB of data)', (x) => x.covers.has('huge')],
-    ['a 2 GiB volume without holes', (x) => x.covers.has('dense')],
-    ['the 9 GiB sparse volumes with data past 8 GiB (PAX and GNU old sparse)', (x) => x.covers.has('big-offsets')]]) {
+  for (const [what, find] of ARCHIVE_CASES) {
     it(`restores ${what} as one archive that GNU tar and bsdtar extract byte-exact, holes as holes`, { timeout: 15 * 60e3 }, async () => {
       const b = pick(find);
       await rp.load();

@@ -54,3 +54,11 @@ export function expectedFiles(backup, qubes = null) {
   return out;
 }
 export const qubeNames = (backup) => backup.qubes.map((q) => q.name);
+
+/** The backups every engine restores as one archive (issue 11): [what, predicate]. */
+export const ARCHIVE_CASES = [
+  ['every qube of a gzip backup (dom0 home included)', (x) => x.file === 'gzip-pax.bin'],
+  ['a 20 GiB sparse volume (20 MiB of data)', (x) => x.covers.has('huge')],
+  ['a 2 GiB volume without holes', (x) => x.covers.has('dense')],
+  ['the 9 GiB sparse volumes with data past 8 GiB (PAX and GNU old sparse)', (x) => x.covers.has('big-offsets')],
+];

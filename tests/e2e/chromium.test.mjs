@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFile, readFile, writeFile, truncate, open as fsOpen } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { PAGE, PAGE_URL, REPO, existsSync, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sleep, memoryProbe } from './lib/common.mjs';
+import { PAGE, PAGE_URL, REPO, existsSync, listOuterMembers, ciphertextByteOffset, tempDir, rmrf, sleep, memoryProbe, pageCodeSha256 } from './lib/common.mjs';
 import { launchChromium, launchChromiumOffTheRecord, RescuePage, startTrapProxy } from './lib/chromium.mjs';
 import { loadManifest, manifestAvailable, pick, hasRootImg, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { assertFilesMatch, assertArchiveMatches } from './lib/assertions.mjs';
@@ -68,12 +68,9 @@ describe('qubes-rescue page in Chromium', () => {
     assert.equal(got, want, 'dist/qubes-rescue.html.sha256 does not match the page');
     // The footer's code SHA-256 is recomputed from the file itself: the wasm, then every
     // inlined JS source in the order the page holds them (so it names exactly the code that runs).
-    const wasm = html.match(/<script type="application\/octet-stream" id="wasm-b64">([^<]*)<\/script>/)[1];
-    const code = createHash('sha256').update(Buffer.from(wasm, 'base64'));
-    for (const m of html.matchAll(/<script(?: type="text\/plain")? id="src-[a-z-]+">([\s\S]*?)<\/script>/g)) code.update(m[1]);
     const shown = html.match(/<code id="build-sha">([0-9a-f]{64})<\/code>/);
     assert.ok(shown, 'the footer shows no SHA-256');
-    assert.equal(shown[1], code.digest('hex'), "the footer's SHA-256 is not the page's code");
+    assert.equal(shown[1], pageCodeSha256(), "the footer's SHA-256 is not the page's code");
   });
 
   if (!manifestAvailable()) {

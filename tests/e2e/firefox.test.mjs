@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor, memoryProbe } from './lib/common.mjs';
+import { PAGE, PAGE_URL, STATE_RECORDER, tempDir, rmrf, sleep, waitFor, memoryProbe, pageCodeSha256 } from './lib/common.mjs';
 import { inspectDownload } from './lib/inspect.mjs';
 import { startGeckodriver, Session } from './lib/webdriver.mjs';
 import { firefoxPrefs } from './lib/firefox.mjs';
@@ -255,6 +255,14 @@ describe('qubes-rescue page in Firefox ESR', () => {
     } finally {
       await rmrf(dir);
     }
+  });
+
+  it('restores the demo backup with no network request, and its footer shows the SHA-256 of its code', { timeout: 5 * 60e3 }, async () => {
+    await restoreAll(pick('demo'));
+    const requests = await s.exec(`return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => !/^(blob|data):/.test(n));`);
+    assert.deepEqual(requests, [], 'network requests during the restore');
+    const shown = await s.exec(`return document.getElementById('build-sha').textContent.trim();`);
+    assert.equal(shown, pageCodeSha256(), "the footer's SHA-256 is not the page's code");
   });
 
   it('reports a wrong passphrase as data-error=wrong-passphrase', async () => {

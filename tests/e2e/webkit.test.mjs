@@ -9,7 +9,7 @@ import { copyFile, truncate } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PAGE, REPO, listOuterMembers, tempDir, rmrf, sleep, waitFor, memoryProbe } from './lib/common.mjs';
+import { PAGE, REPO, listOuterMembers, tempDir, rmrf, sleep, waitFor, memoryProbe, pageCodeSha256 } from './lib/common.mjs';
 import { launchWebKit, WebKitRescuePage } from './lib/webkit.mjs';
 import { ARCHIVE_CASES, loadManifest, pick, expectedFiles, qubeNames } from './lib/manifest.mjs';
 import { assertFilesMatch, assertArchiveMatches } from './lib/assertions.mjs';
@@ -47,6 +47,7 @@ describe('qubes-rescue page in WebKitGTK (MiniBrowser, file://, default settings
     log(footer);
     assert.match(footer, /reads: on the main thread \(this browser cannot read files inside workers here\)/);
     assert.match(footer, /output: download/);
+    assert.equal(await rp.s.exec(`return document.getElementById('build-sha').textContent.trim();`), pageCodeSha256(), "the footer's SHA-256 is not the page's code");
   });
 
   it('restores the built-in demo backup byte-exact, and the page made no network request', { timeout: 5 * 60e3 }, async () => {

@@ -231,3 +231,13 @@ export function memoryProbe(intervalMs = 200) {
   const t = setInterval(() => { peak = Math.max(peak, used()); }, intervalMs);
   return { stop() { clearInterval(t); peak = Math.max(peak, used()); return peak - base; } };
 }
+
+/** The SHA-256 the page's footer must show: of its code as the file holds it (the wasm, then
+ *  every inlined JS source in the order the page holds them). */
+export function pageCodeSha256() {
+  const html = readFileSync(PAGE, 'utf8');
+  const wasm = html.match(/<script type="application\/octet-stream" id="wasm-b64">([^<]*)<\/script>/)[1];
+  const code = createHash('sha256').update(Buffer.from(wasm, 'base64'));
+  for (const m of html.matchAll(/<script(?: type="text\/plain")? id="src-[a-z-]+">([\s\S]*?)<\/script>/g)) code.update(m[1]);
+  return code.digest('hex');
+}

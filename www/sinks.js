@@ -113,7 +113,7 @@ const { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFo
         h.flush(); h.close();
         return await fh.getFile();
       },
-      abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
+      abort: () => discard(h, dir, name),
     };
   }
 
@@ -151,8 +151,7 @@ const { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFo
     const parts = [], runs = [];
     let len = null;
     const c = coalescer((offset, blob) => {
-      const n = runs.length;
-      if (n && runs[n - 2] + runs[n - 1] === offset) runs[n - 1] += blob.size; else runs.push(offset, blob.size);
+      addRun(runs, offset, blob.size);
       parts.push(blob);
     });
     return {
@@ -179,7 +178,7 @@ const { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFo
   }
 
   // The same in an OPFS file (Firefox): the runs' bytes one after another, so the quota counts
-  // the data, not the image's length. finish() gives {size, runs, file: OPFS sync handle,
+  // the data, not the image's length. finish() gives {size, runs, handle: its OPFS sync handle,
   // stored, done()}: archiveWriter copies it, then done() removes it.
   async function opfsRunSink(dir, name) {
     const fh = await dir.getFileHandle(name, { create: true });
@@ -191,19 +190,30 @@ const { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFo
       set_len(n) { len = n; },
       write(offset, view) {
         if (offset < end) throw new Error('the archive wrote out of order (offset ' + offset + ' after ' + end + ')');
-        const n = runs.length;
-        if (n && runs[n - 2] + runs[n - 1] === offset) runs[n - 1] += view.length; else runs.push(offset, view.length);
+        addRun(runs, offset, view.length);
         writeAll(h, view, pos, name);
         pos += view.length;
         end = offset + view.length;
       },
       async finish() {
         h.flush();
-        return { size: len !== null ? len : end, runs, handle: h, stored: pos,
-          done() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); } };
+        return { size: len !== null ? len : end, runs, handle: h, stored: pos, done: () => discard(h, dir, name) };
       },
-      abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
+      abort: () => discard(h, dir, name),
     };
+  }
+
+  // Appends the run (offset, n) to a flat [offset, length, …] list, merged with the last one
+  // when it continues it.
+  function addRun(runs, offset, n) {
+    const k = runs.length;
+    if (k && runs[k - 2] + runs[k - 1] === offset) runs[k - 1] += n; else runs.push(offset, n);
+  }
+
+  // Closes an OPFS file's sync handle and removes the file (still downloading: left alone).
+  function discard(h, dir, name) {
+    try { h.close(); } catch (e) { /* closed */ }
+    dir.removeEntry(name).catch(() => {});
   }
 
   function writeAll(h, view, at, name) {
@@ -252,7 +262,7 @@ const { blobSink, opfsSink, dirSink, runSink, opfsRunSink, archiveWriter, opfsFo
         if (out.done) out.done();
       },
       async finish(end) { put(end); h.flush(); h.close(); return await fh.getFile(); },
-      abort() { try { h.close(); } catch (e) { /* closed */ } dir.removeEntry(name).catch(() => {}); },
+      abort: () => discard(h, dir, name),
     };
   }
 
